@@ -1,0 +1,81 @@
+/**
+ * Default delivery to local accounts, RFC 6121 §8.5. Installed at the lowest priority on
+ * every host, so modules (presence, blocking, offline storage, carbons) act first and these
+ * rules decide only what nobody else handled.
+ */
+import type { Session } from '../modules/api.ts';
+import { StanzaError } from '../xml/errors.ts';
+import type { XmlElement } from '../xml/element.ts';
+import type { Host } from './host.ts';
+import type { Jid } from './jid.ts';
+import type { Router } from './router.ts';
+
+const LAST = -1000;
+
+/** Available sessions with non-negative priority (RFC 6121 §8.5.2.1). */
+function availableSessions(router: Router, bare: string): Session[] {
+  return router.sessions.ofBare(bare).filter((s) => s.presence !== undefined && s.priority >= 0);
+}
+
+function highestPriority(sessions: Session[]): Session[] {
+  let top = -Infinity;
+  for (const s of sessions) if (s.priority > top) top = s.priority;
+  return sessions.filter((s) => s.priority === top);
+}
+
+export function installDeliveryRules(host: Host, router: Router): void {
+  const messageToBare = async (stanza: XmlElement, to: Jid): Promise<boolean> => {
+    const type = stanza.attrs.type ?? 'normal';
+    if (type === 'groupchat') {
+      router.bounce(stanza, new StanzaError('service-unavailable'));
+      return true;
+    }
+    const available = availableSessions(router, to.bare);
+    if (available.length > 0) {
+      const recipients = type === 'headline' ? available : highestPriority(available);
+      for (const session of recipients) session.send(stanza);
+      return true;
+    }
+    if (type === 'headline' || type === 'error') return true;
+    // Offline storage decides for existing accounts; with none, or for an unknown account,
+    // the answer is the same error, so a sender cannot tell which (RFC 6121 §8.5.2.2).
+    if (await router.accountExists(to)) {
+      if (await host.hooks.fire('message:offline', { stanza, to })) return true;
+    }
+    router.bounce(stanza, new StanzaError('service-unavailable'));
+    return true;
+  };
+
+  host.hooks.on('message:bare', ({ stanza, to }) => messageToBare(stanza, to), LAST);
+
+  host.hooks.on('message:full', ({ stanza, to }) => {
+    const session = router.sessions.get(to);
+    if (session !== undefined) {
+      session.send(stanza);
+      return true;
+    }
+    // RFC 6121 §8.5.3.2.1: no such resource.
+    const type = stanza.attrs.type ?? 'normal';
+    if (type === 'normal' || type === 'chat') return host.hooks.fire('message:bare', { stanza, to: to.toBare() });
+    if (type === 'groupchat') router.bounce(stanza, new StanzaError('service-unavailable'));
+    return true;
+  }, LAST);
+
+  host.hooks.on('presence:bare', ({ stanza, to }) => {
+    for (const session of router.sessions.ofBare(to.bare)) if (session.interested) session.send(stanza);
+    return true;
+  }, LAST);
+
+  host.hooks.on('presence:full', ({ stanza, to }) => {
+    router.sessions.get(to)?.send(stanza);
+    return true;
+  }, LAST);
+
+  host.hooks.on('message:host', ({ stanza }) => {
+    const type = stanza.attrs.type ?? 'normal';
+    if (type !== 'error' && type !== 'headline') router.bounce(stanza, new StanzaError('service-unavailable'));
+    return true;
+  }, LAST);
+
+  host.hooks.on('presence:host', () => true, LAST);
+}

@@ -1,0 +1,255 @@
+/**
+ * TCP transport: plain sockets with STARTTLS (RFC 6120 §5) and direct TLS (XEP-0368).
+ * Frames the byte stream with the XML tokenizer; batches writes so that the many stanzas a
+ * burst produces leave in one syscall.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+import { StreamParser } from '../xml/parser.ts';
+import { escapeAttr, type XmlElement } from '../xml/element.ts';
+import { channelBindingsFor } from '../auth/channel-binding.ts';
+import type { ChannelBinding } from '../auth/sasl.ts';
+import type { StreamEvents, StreamTransport } from './transport.ts';
+
+export type TlsMode = 'starttls_required' | 'starttls' | 'direct' | 'none';
+
+export interface TcpListenerOptions {
+  port: number;
+  address: string;
+  tlsMode: TlsMode;
+  secureContext: tls.SecureContext | undefined;
+  minTlsVersion: tls.SecureVersion;
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+  maxStanzaBytes: number;
+  maxDepth: number;
+  /** Read shaping per connection; 0 disables it. */
+  bytesPerSecond: number;
+}
+
+const STREAM_CLOSE = '</stream:stream>';
+
+export class TcpTransport implements StreamTransport {
+  readonly remoteAddress: string;
+  private socket: net.Socket;
+  private readonly parser: StreamParser;
+  private events: StreamEvents | undefined;
+  private readonly options: TcpListenerOptions;
+  private readonly log: Logger;
+  private tlsSocket: tls.TLSSocket | undefined;
+  private upgrading = false;
+  private closedReported = false;
+  lastActivity = performance.now();
+  private corked = false;
+  private ending = false;
+  private paused = false;
+  /** Read shaping: bytes allowed before the next refill. */
+  private budget: number;
+  private budgetRefilledAt = Date.now();
+
+  constructor(socket: net.Socket, options: TcpListenerOptions, log: Logger) {
+    this.socket = socket;
+    this.options = options;
+    this.log = log;
+    this.remoteAddress = socket.remoteAddress ?? 'unknown';
+    this.budget = options.bytesPerSecond;
+    if (socket instanceof tls.TLSSocket) this.tlsSocket = socket;
+    this.parser = new StreamParser(
+      {
+        streamStart: (name, attrs) => { if (!this.upgrading) this.events?.streamStart(name, attrs); },
+        stanza: (element) => { if (!this.upgrading) this.events?.stanza(element); },
+        streamEnd: () => { if (!this.upgrading) this.events?.streamEnd(); },
+        error: (condition, text) => { if (!this.upgrading) this.events?.xmlError(condition, text); },
+      },
+      { maxStanzaBytes: options.maxStanzaBytes, maxDepth: options.maxDepth },
+    );
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    this.attach(socket);
+  }
+
+  get secure(): boolean {
+    return this.tlsSocket !== undefined;
+  }
+
+  get canStartTls(): boolean {
+    return this.tlsSocket === undefined && this.options.secureContext !== undefined && this.options.tlsMode !== 'none' && this.options.tlsMode !== 'direct';
+  }
+
+  bind(events: StreamEvents): void {
+    this.events = events;
+  }
+
+  openStream(attrs: Record<string, string>): void {
+    let header = "<?xml version='1.0'?><stream:stream";
+    for (const key in attrs) header += ` ${key}='${escapeAttr(attrs[key])}'`;
+    this.write(header + '>');
+  }
+
+  send(element: XmlElement | string): void {
+    this.write(typeof element === 'string' ? element : element.toString());
+  }
+
+  closeStream(): void {
+    if (this.ending) return;
+    this.write(STREAM_CLOSE);
+    this.ending = true;
+    this.socket.end();
+    // A peer that never closes its side must not hold the socket.
+    setTimeout(() => this.socket.destroy(), 5000).unref();
+  }
+
+  async startTls(): Promise<void> {
+    if (!this.canStartTls || this.options.secureContext === undefined) throw new Error('STARTTLS not available');
+    // Everything the peer sent after <starttls/> in cleartext is dropped: it could be an
+    // injection that would otherwise be read as if it came over TLS.
+    this.upgrading = true;
+    const plain = this.socket;
+    this.flush();
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('close');
+    plain.removeAllListeners('error');
+    const secure = new tls.TLSSocket(plain, {
+      isServer: true,
+      secureContext: this.options.secureContext,
+    });
+    this.socket = secure;
+    this.tlsSocket = secure;
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secure', resolve);
+      secure.once('error', reject);
+    }).catch((err: unknown) => {
+      this.log.debug({ err }, 'TLS handshake failed');
+      secure.destroy();
+      this.reportClosed();
+      throw err;
+    });
+    this.parser.reset();
+    this.upgrading = false;
+    this.attach(secure);
+  }
+
+  restart(): void {
+    this.parser.reset();
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.socket.resume();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  channelBindings(): ChannelBinding[] {
+    return this.tlsSocket === undefined ? [] : channelBindingsFor(this.tlsSocket);
+  }
+
+  private attach(socket: net.Socket): void {
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
+    socket.on('close', () => this.reportClosed());
+  }
+
+  private receive(chunk: Buffer): void {
+    this.lastActivity = performance.now();
+    if (this.options.bytesPerSecond > 0) this.shape(chunk.length);
+    this.parser.write(chunk);
+  }
+
+  /** Token bucket on received bytes: over budget, stop reading until it refills. */
+  private shape(bytes: number): void {
+    const now = Date.now();
+    const rate = this.options.bytesPerSecond;
+    this.budget = Math.min(rate, this.budget + ((now - this.budgetRefilledAt) * rate) / 1000);
+    this.budgetRefilledAt = now;
+    this.budget -= bytes;
+    if (this.budget < 0 && !this.paused) {
+      this.socket.pause();
+      setTimeout(() => { if (!this.paused) this.socket.resume(); }, Math.ceil((-this.budget / rate) * 1000)).unref();
+    }
+  }
+
+  private write(data: string): void {
+    if (this.ending || this.socket.destroyed) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => this.flush());
+    }
+    this.socket.write(data);
+  }
+
+  private flush(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
+  }
+
+  private reportClosed(): void {
+    if (this.closedReported || this.upgrading) return;
+    this.closedReported = true;
+    this.events?.closed();
+  }
+}
+
+/** Accepts connections for one `[[listen.c2s]]` entry, enforcing the connection limits. */
+export class TcpListener {
+  private readonly server: net.Server;
+  private readonly perAddress = new Map<string, number>();
+  private open = 0;
+  private readonly options: TcpListenerOptions;
+
+  constructor(options: TcpListenerOptions, log: Logger, onConnection: (transport: TcpTransport) => void) {
+    this.options = options;
+    const accept = (socket: net.Socket) => {
+      const address = socket.remoteAddress ?? 'unknown';
+      const fromAddress = this.perAddress.get(address) ?? 0;
+      if (this.open >= options.maxConnections || fromAddress >= options.maxConnectionsPerAddress) {
+        log.warn({ address, open: this.open }, 'connection limit reached, refusing connection');
+        socket.destroy();
+        return;
+      }
+      this.open++;
+      this.perAddress.set(address, fromAddress + 1);
+      socket.once('close', () => {
+        this.open--;
+        const left = (this.perAddress.get(address) ?? 1) - 1;
+        if (left === 0) this.perAddress.delete(address);
+        else this.perAddress.set(address, left);
+      });
+      onConnection(new TcpTransport(socket, options, log.child({ remote: address })));
+    };
+    if (options.tlsMode === 'direct') {
+      this.server = tls.createServer({ secureContext: options.secureContext, minVersion: options.minTlsVersion }, accept);
+      this.server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'direct TLS handshake failed'));
+    } else {
+      this.server = net.createServer(accept);
+    }
+  }
+
+  get connections(): number {
+    return this.open;
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ port: this.options.port, host: this.options.address, backlog: 1024 }, () => {
+        const address = this.server.address();
+        resolve(typeof address === 'object' && address !== null ? address.port : this.options.port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
