@@ -8,6 +8,7 @@ import type { Config } from './config/schema.ts';
 import { modulesForHost } from './config/load.ts';
 import { openStorage } from './storage/index.ts';
 import type { Storage } from './storage/types.ts';
+import { Accounts } from './auth/accounts.ts';
 import { Router } from './router/router.ts';
 import { Host } from './router/host.ts';
 import { installDeliveryRules } from './router/delivery.ts';
@@ -26,6 +27,7 @@ export interface RunningServer {
   readonly ports: number[];
   readonly router: Router;
   readonly storage: Storage;
+  readonly accounts: Accounts;
   /** Close every stream with <system-shutdown/>, flush storage, stop listening. */
   stop(reason?: string): Promise<void>;
 }
@@ -49,9 +51,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const streams = new Set<C2SStream>();
   const serverInfo = { name: SERVER_NAME, version: SERVER_VERSION, startedAt: new Date() };
 
+  const accounts = new Accounts(storage, auth.scram_iterations, {
+    created: async (user) => { await router.hosts.get(user.domain)?.hooks.fire('user:created', { user }); },
+    removing: async (user) => {
+      await router.hosts.get(user.domain)?.hooks.fire('user:removed', { user });
+      for (const session of router.sessions.ofUser(user)) session.close('not-authorized', 'account removed');
+    },
+  });
+
   for (const domain of general.hosts) {
     const host = new Host(domain, {
       storage,
+      accounts,
       log,
       server: serverInfo,
       route: (stanza) => router.route(stanza),
@@ -149,7 +160,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
   if (options.handleSignals) {
     const onSignal = (signal: string) => {
-      const timeout = setTimeout(() => process.exit(1), config.general.shutdown_timeout);
+      const timeout = setTimeout(() => process.exit(1), config.general.shutdown_timeout * 1000);
       timeout.unref();
       stop(`received ${signal}`).then(() => process.exit(0), () => process.exit(1));
     };
@@ -157,5 +168,5 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     process.once('SIGINT', () => onSignal('SIGINT'));
   }
 
-  return { ports, router, storage, stop };
+  return { ports, router, storage, accounts, stop };
 }

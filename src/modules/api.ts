@@ -8,6 +8,7 @@ import type { XmlElement } from '../xml/element.ts';
 import type { StreamErrorCondition } from '../xml/errors.ts';
 import type { Jid } from '../router/jid.ts';
 import type { Storage, UserRef } from '../storage/types.ts';
+import type { Accounts } from '../auth/accounts.ts';
 
 /** A bound client session as modules see it. */
 export interface Session {
@@ -57,7 +58,10 @@ export interface HookEvents {
   /** A message or presence addressed to the host itself. */
   'message:host': { stanza: XmlElement };
   'presence:host': { stanza: XmlElement };
-  /** An account was created or removed (CLI, in-band registration, admin). */
+  /**
+   * An account was created, or is being removed (in-band registration, admin API): on
+   * `user:removed` its data is still readable and is deleted once the handlers have run.
+   */
   'user:created': { user: UserRef };
   'user:removed': { user: UserRef };
 }
@@ -128,6 +132,8 @@ export interface ModuleContext<C> {
   readonly config: C;
   readonly log: Logger;
   readonly storage: Storage;
+  /** Create, re-password and remove accounts (fires `user:created` / `user:removed`). */
+  readonly accounts: Accounts;
   /** Server identity, for XEP-0092 and the like. */
   readonly server: { name: string; version: string; startedAt: Date };
 
@@ -179,6 +185,8 @@ export interface PreAuthStream {
 
 export interface ModuleDefinition<S extends z.ZodType = z.ZodType> {
   name: string;
+  /** Loaded on every host unless its config says `enabled = false` (default true). */
+  enabledByDefault?: boolean;
   /** Config schema with defaults; `[modules.<name>]` is validated against it at start-up. */
   config: S;
   setup(ctx: ModuleContext<z.output<S>>): void | Promise<void>;

@@ -5,11 +5,13 @@ import type {
   ModuleDefinition, ModuleServices, PreAuthStream, Session,
 } from '../modules/api.ts';
 import type { Storage, UserRef } from '../storage/types.ts';
+import type { Accounts } from '../auth/accounts.ts';
 import { HookBus } from './hooks.ts';
 import type { Jid } from './jid.ts';
 
 export interface HostEnvironment {
   storage: Storage;
+  accounts: Accounts;
   log: Logger;
   server: { name: string; version: string; startedAt: Date };
   route(stanza: XmlElement): void;
@@ -84,6 +86,7 @@ export class Host {
       config,
       log: env.log.child({ module: moduleName, host: this.domain }),
       storage: env.storage,
+      accounts: env.accounts,
       server: env.server,
       hook<K extends HookName>(name: K, handler: HookHandler<K>, priority?: number) {
         host.hooks.on(name, handler, priority);

@@ -92,6 +92,8 @@ export interface Storage {
   readonly vcards: VCardStore;
   readonly blocklist: BlockListStore;
   readonly lastActivity: LastActivityStore;
+  /** Delete the account and every row stored for it (roster, vCard, block list, last activity). */
+  removeAccount(user: UserRef): Promise<boolean>;
   /** Flush and release the database. */
   close(): Promise<void>;
 }
