@@ -28,6 +28,8 @@ export interface RunningServer {
   readonly router: Router;
   readonly storage: Storage;
   readonly accounts: Accounts;
+  /** Open client connections, over every listener. */
+  connections(): number;
   /** Close every stream with <system-shutdown/>, flush storage, stop listening. */
   stop(reason?: string): Promise<void>;
 }
@@ -168,5 +170,5 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     process.once('SIGINT', () => onSignal('SIGINT'));
   }
 
-  return { ports, router, storage, accounts, stop };
+  return { ports, router, storage, accounts, connections: () => listeners.reduce((n, l) => n + l.connections, 0), stop };
 }

@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { StreamParser } from '../xml/parser.ts';
 import { escapeAttr, type XmlElement } from '../xml/element.ts';
+import { streamErrorElement } from '../xml/errors.ts';
 import { channelBindingsFor } from '../auth/channel-binding.ts';
 import type { ChannelBinding } from '../auth/sasl.ts';
 import type { StreamEvents, StreamTransport } from './transport.ts';
@@ -200,6 +201,19 @@ export class TcpTransport implements StreamTransport {
   }
 }
 
+/**
+ * RFC 6120 §4.9.1.1: an error before the peer's header still goes inside a stream, so the
+ * refused client learns why instead of seeing a bare reset.
+ */
+function refuse(socket: net.Socket, condition: 'resource-constraint' | 'policy-violation'): void {
+  socket.on('error', () => undefined);
+  socket.end(
+    `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>` +
+      streamErrorElement(condition, 'too many connections').toString() + STREAM_CLOSE,
+  );
+  setTimeout(() => socket.destroy(), 2000).unref();
+}
+
 /** Accepts connections for one `[[listen.c2s]]` entry, enforcing the connection limits. */
 export class TcpListener {
   private readonly server: net.Server;
@@ -213,8 +227,9 @@ export class TcpListener {
       const address = socket.remoteAddress ?? 'unknown';
       const fromAddress = this.perAddress.get(address) ?? 0;
       if (this.open >= options.maxConnections || fromAddress >= options.maxConnectionsPerAddress) {
-        log.warn({ address, open: this.open }, 'connection limit reached, refusing connection');
-        socket.destroy();
+        const condition = this.open >= options.maxConnections ? 'resource-constraint' : 'policy-violation';
+        log.warn({ address, open: this.open, condition }, 'connection limit reached, refusing connection');
+        refuse(socket, condition);
         return;
       }
       this.open++;

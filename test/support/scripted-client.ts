@@ -242,6 +242,11 @@ export class ScriptedClient {
     return this.options.timeout ?? 5000;
   }
 
+  /** Discard (and return) everything received but not yet expected. */
+  clear(): Element[] {
+    return this.queue.splice(0);
+  }
+
   /** The next received top-level element, whatever it is. */
   async next(options: { timeout?: number } = {}): Promise<Element> {
     const timeout = options.timeout ?? this.defaultTimeout;
