@@ -4,9 +4,7 @@
  * sockets with the scripted client and with xmpp.js, then the CLI as a child process.
  */
 import { strict as assert } from 'node:assert';
-import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { ScramClient } from './support/sasl-client.ts';
 import {
   ScriptedClient, connectXmppJs, matches, parsePattern, startServerProcess, startTestServer, xml,
@@ -160,9 +158,7 @@ describe('in-process server', () => {
   });
 });
 
-const CLI = fileURLToPath(new URL('../bin/meerkat.js', import.meta.url));
-
-describe('server process', { skip: existsSync(CLI) ? false : 'bin/meerkat.js does not exist yet' }, () => {
+describe('server process', () => {
   it('starts from a config file and shuts down gracefully on SIGTERM', async () => {
     const proc = await startServerProcess({ users: { alice: 'alice-secret' } });
     try {
