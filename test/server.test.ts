@@ -47,7 +47,7 @@ describe('meerkat start with the built-in defaults', () => {
       const phone = await connectXmppJs({ port: 5223, tls: 'direct', domain: 'localhost', username: 'nurse', password: 'night-shift-2026', resource: 'phone' });
       await phone.send(xml('message', { to: scriptedJid, type: 'chat', id: 'd1' }, xml('body', {}, 'bed 4 needs you')));
       await scripted.expect(`<message from='nurse@localhost/phone' type='chat' id='d1'><body>bed 4 needs you</body></message>`);
-      await phone.close();
+      await phone.stop();
 
       child.kill('SIGTERM');
       await scripted.expectStreamError('system-shutdown', { skip: true });

@@ -16,6 +16,8 @@ export interface Session {
   /** The full JID bound to this session. */
   readonly jid: Jid;
   readonly user: UserRef;
+  /** The stream is encrypted (TLS), so secrets such as a new password may cross it. */
+  readonly secure: boolean;
   /** The last available presence the client broadcast, or undefined while unavailable. */
   presence: XmlElement | undefined;
   /** Priority of the current available presence (0 when none). */
@@ -53,6 +55,12 @@ export interface HookEvents {
   /** A stanza arrives for a local full JID (the session may or may not exist). */
   'message:full': { stanza: XmlElement; to: Jid };
   'presence:full': { stanza: XmlElement; to: Jid };
+  /**
+   * An IQ from another entity arrives for a local account's bare or full JID, before the
+   * server answers it on the account's behalf or delivers it to the session (blocking).
+   */
+  'iq:bare': { stanza: XmlElement; to: Jid };
+  'iq:full': { stanza: XmlElement; to: Jid };
   /** A message for an existing account with no session that can take it (RFC 6121 §8.5.2.2). */
   'message:offline': { stanza: XmlElement; to: Jid };
   /** A message or presence addressed to the host itself. */

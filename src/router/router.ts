@@ -43,12 +43,28 @@ export class Router {
    * server answers on behalf of the sender's account (RFC 6120 §10.3.3).
    */
   dispatchIq(stanza: XmlElement, from: Jid, to: Jid | undefined, session: Session | undefined): void {
-    const type = stanza.attrs.type;
     const host = this.hosts.get(to?.domain ?? from.domain);
     if (host === undefined) {
       this.bounce(stanza, new StanzaError('remote-server-not-found'));
       return;
     }
+    // An IQ for someone else's account passes that host's hooks first (blocking).
+    if (to !== undefined && to.local !== '' && to.bare !== from.bare) {
+      const handled = host.hooks.fire(to.resource === '' ? 'iq:bare' : 'iq:full', { stanza, to });
+      if (handled === true) return;
+      if (handled !== false) {
+        this.guard(stanza, handled.then((done) => {
+          if (!done) this.answerIq(host, stanza, from, to, session);
+          return true;
+        }));
+        return;
+      }
+    }
+    this.answerIq(host, stanza, from, to, session);
+  }
+
+  private answerIq(host: Host, stanza: XmlElement, from: Jid, to: Jid | undefined, session: Session | undefined): void {
+    const type = stanza.attrs.type;
     if (to !== undefined && to.resource !== '') {
       this.deliverToFullJid(stanza, to);
       return;

@@ -23,6 +23,8 @@ const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls';
 const NS_PING = 'urn:xmpp:ping';
 /** Elements queued while an async step runs, before reading from the peer pauses. */
 const QUEUE_PAUSE_AT = 64;
+/** Major version 1 compared numerically (leading zeros allowed), any minor version. */
+const SUPPORTED_VERSION = /^0*1\.[0-9]+$/;
 
 type Phase = 'header' | 'negotiating' | 'bound' | 'closed';
 
@@ -41,6 +43,8 @@ export class C2SStream implements Session {
   private busy = false;
   private closedCleanly = false;
   private pendingPing: string | undefined;
+  /** performance.now() when the pending ping was sent. */
+  private pingSentAt = 0;
   private closedReported = false;
   private timer: NodeJS.Timeout;
 
@@ -74,6 +78,10 @@ export class C2SStream implements Session {
     return { username: this.jid.local, domain: this.jid.domain };
   }
 
+  get secure(): boolean {
+    return this.transport.secure;
+  }
+
   get isBound(): boolean {
     return this.phase === 'bound';
   }
@@ -97,6 +105,7 @@ export class C2SStream implements Session {
   // --- stream header and features -------------------------------------------------------
 
   private onHeader(name: string, attrs: Record<string, string>): void {
+    if (this.phase !== 'header') return; // the transport reports headers only after a (re)start
     const prefix = name.includes(':') ? name.slice(0, name.indexOf(':')) : '';
     const domain = tryParseJid(attrs.to)?.domain;
     const host = domain === undefined ? undefined : this.env.hosts.get(domain);
@@ -105,7 +114,8 @@ export class C2SStream implements Session {
       return this.close('invalid-namespace', 'the stream element must be in http://etherx.jabber.org/streams');
     }
     if ((attrs.xmlns ?? '') !== NS_CLIENT) return this.close('invalid-namespace', 'the default namespace must be jabber:client');
-    if (attrs.version === undefined || !attrs.version.startsWith('1.')) return this.close('unsupported-version', 'XMPP 1.0 streams only');
+    // RFC 6120 §4.7.5: major version 1, any minor version (answered with 1.0); none means 0.9.
+    if (attrs.version === undefined || !SUPPORTED_VERSION.test(attrs.version)) return this.close('unsupported-version', 'XMPP 1.0 streams only');
     if (host === undefined) return this.close('host-unknown', `this server does not serve '${attrs.to ?? ''}'`);
     // The authenticated identity is bound to the domain it was proven for (CVE-2018-10847).
     if (this.host !== undefined && this.host !== host) return this.close('host-unknown', 'the stream domain cannot change');
@@ -201,10 +211,24 @@ export class C2SStream implements Session {
 
   private async startTls(): Promise<void> {
     if (!this.transport.canStartTls) return this.close('policy-violation', 'TLS is already active or not available');
+    // TLS comes before SASL (RFC 6120 §5.3.1): not once authentication has begun.
+    if (this.sasl !== undefined || this.username !== undefined) return this.close('policy-violation', 'STARTTLS must come before authentication');
     this.queue.length = 0; // anything pipelined after <starttls/> arrived in cleartext
     this.transport.send(el('proceed', { xmlns: NS_TLS }));
-    await this.transport.startTls().catch(() => this.onClosed());
+    try {
+      await this.transport.startTls();
+    } catch {
+      this.onClosed();
+      return;
+    }
+    if (this.phase === 'closed') return;
+    this.restartStream();
+  }
+
+  /** The stream restarts (RFC 6120 §4.3.3): the peer sends a new header and gets a new one. */
+  private restartStream(): void {
     this.phase = 'header';
+    this.headerSent = false;
   }
 
   private async handleSasl(element: XmlElement, host: Host): Promise<void> {
@@ -223,7 +247,7 @@ export class C2SStream implements Session {
     if (progress.state === 'authenticated') {
       this.username = progress.username;
       this.sasl = undefined;
-      this.phase = 'header';
+      this.restartStream();
       this.transport.restart();
       this.log.info({ user: `${progress.username}@${host.domain}` }, 'authenticated');
     }
@@ -298,16 +322,18 @@ export class C2SStream implements Session {
     const { idleTimeoutMs, pingTimeoutMs } = this.env.limits;
     clearTimeout(this.timer);
     this.timer = setInterval(() => {
-      const idleFor = performance.now() - this.transport.lastActivity;
-      if (idleFor < idleTimeoutMs) {
-        this.pendingPing = undefined;
-      } else if (this.pendingPing === undefined) {
+      const now = performance.now();
+      const lastActivity = this.transport.lastActivity;
+      if (this.pendingPing !== undefined) {
+        // Anything at all from the peer since the ping shows it is alive.
+        if (lastActivity > this.pingSentAt) this.pendingPing = undefined;
+        else if (now - this.pingSentAt >= pingTimeoutMs) this.close('connection-timeout', 'no answer to ping');
+      } else if (now - lastActivity >= idleTimeoutMs) {
         this.pendingPing = `ping-${randomBytes(6).toString('base64url')}`;
+        this.pingSentAt = now;
         this.send(el('iq', { type: 'get', id: this.pendingPing, from: this.jid.domain, to: this.jid.full }, el('ping', { xmlns: NS_PING })));
-      } else if (idleFor >= idleTimeoutMs + pingTimeoutMs) {
-        this.close('connection-timeout', 'no answer to ping');
       }
-    }, Math.max(250, Math.min(idleTimeoutMs, pingTimeoutMs) / 2));
+    }, Math.max(100, Math.min(idleTimeoutMs, pingTimeoutMs) / 2));
     this.timer.unref();
   }
 

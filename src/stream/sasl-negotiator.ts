@@ -5,7 +5,7 @@
 import { el, type XmlElement } from '../xml/element.ts';
 import { type SaslExchange, type SaslFailureCondition, type SaslPolicy, startExchange } from '../auth/sasl.ts';
 import type { ChannelBinding } from '../auth/sasl.ts';
-import { prepareUsername } from '../auth/precis.ts';
+import { prepareLocalpart } from '../auth/precis.ts';
 import type { RateLimiter } from '../util/rate-limit.ts';
 import type { ScramCredentials } from '../storage/types.ts';
 
@@ -35,6 +35,8 @@ export type SaslProgress =
   | { state: 'exhausted' };
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const ADDRESS_THROTTLED = 'too many failed attempts from this address; try again later';
+const ACCOUNT_THROTTLED = 'too many failed attempts for this account; try again later';
 
 export class SaslNegotiator {
   private exchange: SaslExchange | undefined;
@@ -66,9 +68,7 @@ export class SaslNegotiator {
   private async start(auth: XmlElement): Promise<SaslProgress> {
     const { deps } = this;
     const mechanism = auth.attrs.mechanism ?? '';
-    if (deps.limits.failuresByAddress.blocked(deps.remoteAddress)) {
-      return this.fail('temporary-auth-failure', 'too many failed attempts from this address; try again later');
-    }
+    if (deps.limits.failuresByAddress.blocked(deps.remoteAddress)) return this.fail('temporary-auth-failure', ADDRESS_THROTTLED);
     const exchange = startExchange(mechanism, deps.policy, {
       domain: deps.domain,
       secure: deps.secure,
@@ -98,19 +98,35 @@ export class SaslNegotiator {
       return this.fail('incorrect-encoding');
     }
     const data = Buffer.from(trimmed === '=' ? '' : trimmed, 'base64');
-    if (this.attemptedUser === undefined) this.attemptedUser = attemptedUsername(this.mechanism, data);
+    if (this.attemptedUser === undefined) {
+      this.attemptedUser = attemptedUsername(this.mechanism, data);
+      // A throttled account is refused before any password is tried.
+      if (this.attemptedUser !== undefined && this.accountBlocked(this.attemptedUser)) {
+        this.exchange = undefined;
+        return this.fail('temporary-auth-failure', ACCOUNT_THROTTLED);
+      }
+    }
     const result = await exchange.step(data);
     if (result.kind === 'challenge') {
       this.deps.send(el('challenge', { xmlns: NS_SASL }, result.data.toString('base64')));
       return { state: 'continue' };
     }
     this.exchange = undefined;
-    if (result.kind === 'failure') return this.fail(result.condition, result.text);
-    if (this.deps.limits.failuresByAccount.blocked(accountKey(result.username, this.deps.domain))) {
-      return this.fail('temporary-auth-failure', 'too many failed attempts for this account; try again later');
+    // Throttling that started while this exchange ran (other connections failing in
+    // parallel) hides the outcome: telling a right password from a wrong one would let
+    // parallel guesses through the limit.
+    if (result.kind === 'success' || result.condition === 'not-authorized') {
+      const username = result.kind === 'success' ? result.username : this.attemptedUser;
+      if (this.deps.limits.failuresByAddress.blocked(this.deps.remoteAddress)) return this.fail('temporary-auth-failure', ADDRESS_THROTTLED);
+      if (username !== undefined && this.accountBlocked(username)) return this.fail('temporary-auth-failure', ACCOUNT_THROTTLED);
     }
+    if (result.kind === 'failure') return this.fail(result.condition, result.text);
     this.deps.send(el('success', { xmlns: NS_SASL }, result.data !== undefined && result.data.length > 0 ? result.data.toString('base64') : undefined));
     return { state: 'authenticated', username: result.username };
+  }
+
+  private accountBlocked(username: string): boolean {
+    return this.deps.limits.failuresByAccount.blocked(accountKey(username, this.deps.domain));
   }
 
   private fail(condition: SaslFailureCondition, text?: string): SaslProgress {
@@ -143,7 +159,7 @@ function attemptedUsername(mechanism: string, data: Buffer): string | undefined 
   }
   if (raw === undefined || raw === '') return undefined;
   try {
-    return prepareUsername(raw);
+    return prepareLocalpart(raw);
   } catch {
     return undefined;
   }

@@ -1,3 +1,4 @@
+import type { StreamErrorCondition } from '../xml/errors.ts';
 import type { XmlElement } from '../xml/element.ts';
 import type { ChannelBinding } from '../auth/sasl.ts';
 
@@ -9,7 +10,7 @@ export interface StreamEvents {
   /** The peer closed the stream. */
   streamEnd(): void;
   /** The peer sent something the XML layer rejects; the condition is a stream error name. */
-  xmlError(condition: string, text: string): void;
+  xmlError(condition: StreamErrorCondition, text: string | undefined): void;
   /** The connection is gone (whatever the reason). Called once. */
   closed(): void;
 }

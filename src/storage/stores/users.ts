@@ -1,0 +1,105 @@
+/** Accounts and their SCRAM credentials (one `user_scram` row per hash). */
+import type { Db } from '../database.ts';
+import type { ScramCredentials, ScramHash, UserRef, UserStore } from '../types.ts';
+import type { AccountData } from './account-data.ts';
+
+const HASHES: readonly ScramHash[] = ['SHA-1', 'SHA-256', 'SHA-512'];
+
+export class SqlUserStore implements UserStore, AccountData {
+  private readonly db: Db;
+
+  constructor(db: Db) {
+    this.db = db;
+  }
+
+  async create(user: UserRef, credentials: ScramCredentials): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const inserted = await trx.insertInto('users')
+        .values({ domain: user.domain, username: user.username, created_at: Date.now() })
+        .onConflict((oc) => oc.columns(['domain', 'username']).doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return false;
+      await insertCredentials(trx, user, credentials);
+      return true;
+    });
+  }
+
+  async getCredentials(user: UserRef): Promise<ScramCredentials | undefined> {
+    const rows = await this.db.selectFrom('user_scram')
+      .select(['hash', 'salt', 'iterations', 'stored_key', 'server_key'])
+      .where('domain', '=', user.domain)
+      .where('username', '=', user.username)
+      .execute();
+    const credentials: Partial<ScramCredentials> = {};
+    for (const row of rows) {
+      if (!(HASHES as readonly string[]).includes(row.hash)) continue;
+      credentials[row.hash as ScramHash] = {
+        salt: row.salt, iterations: row.iterations, storedKey: row.stored_key, serverKey: row.server_key,
+      };
+    }
+    // The interface promises all three; an account without them cannot use SCRAM at all.
+    return HASHES.every((hash) => credentials[hash]) ? (credentials as ScramCredentials) : undefined;
+  }
+
+  async setCredentials(user: UserRef, credentials: ScramCredentials): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      // Replacing the rows (not upserting) also drops keys for hashes no longer issued.
+      const deleted = await trx.deleteFrom('user_scram')
+        .where('domain', '=', user.domain)
+        .where('username', '=', user.username)
+        .executeTakeFirst();
+      if (Number(deleted.numDeletedRows) === 0 && !(await exists(trx, user))) return false;
+      await insertCredentials(trx, user, credentials);
+      return true;
+    });
+  }
+
+  async remove(user: UserRef): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await this.deleteAccountData(trx, user);
+      const deleted = await trx.deleteFrom('users')
+        .where('domain', '=', user.domain)
+        .where('username', '=', user.username)
+        .executeTakeFirst();
+      return Number(deleted.numDeletedRows) > 0;
+    });
+  }
+
+  exists(user: UserRef): Promise<boolean> {
+    return exists(this.db, user);
+  }
+
+  async list(domain: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('users').select('username').where('domain', '=', domain).orderBy('username').execute();
+    return rows.map((row) => row.username);
+  }
+
+  /** The credentials only: the account row itself is deleted last by removeAccount. */
+  async deleteAccountData(trx: Db, user: UserRef): Promise<void> {
+    // Explicit, not left to the foreign-key cascade, so it holds even with FKs disabled.
+    await trx.deleteFrom('user_scram').where('domain', '=', user.domain).where('username', '=', user.username).execute();
+  }
+}
+
+async function exists(db: Db, user: UserRef): Promise<boolean> {
+  const row = await db.selectFrom('users').select('username')
+    .where('domain', '=', user.domain)
+    .where('username', '=', user.username)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+async function insertCredentials(trx: Db, user: UserRef, credentials: ScramCredentials): Promise<void> {
+  await trx.insertInto('user_scram').values(HASHES.map((hash) => {
+    const keys = credentials[hash];
+    return {
+      domain: user.domain,
+      username: user.username,
+      hash,
+      salt: keys.salt,
+      iterations: keys.iterations,
+      stored_key: keys.storedKey,
+      server_key: keys.serverKey,
+    };
+  })).execute();
+}
