@@ -150,8 +150,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const stop = (reason = 'server shutting down'): Promise<void> => {
     stopping ??= (async () => {
       log.info({ reason }, 'stopping');
-      await Promise.all(listeners.map((l) => l.close()));
+      // A listener's close completes only when its last connection is gone: stop accepting
+      // first, then end every stream, then wait.
+      const closed = Promise.all(listeners.map((l) => l.close()));
       for (const stream of [...streams]) stream.close('system-shutdown', reason);
+      await closed;
       for (const host of router.hosts.values()) await host.stop();
       await storage.close();
       log.info('stopped');

@@ -99,8 +99,10 @@ export class MeerkatTarget implements Target {
   }
 
   private async launch(): Promise<void> {
-    const args = [path.join(REPO, 'bin/meerkat.js'), 'start', '--config', this.configPath];
-    const nodeArgs: string[] = [];
+    // MEERKAT_BENCH_ENTRY: another entry script taking the same arguments (a .ts one runs under tsx).
+    const entry = process.env.MEERKAT_BENCH_ENTRY ?? path.join(REPO, 'bin/meerkat.js');
+    const args = [entry, 'start', '--config', this.configPath];
+    const nodeArgs: string[] = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
     if (this.options.cpuProf !== undefined) {
       await mkdir(this.options.cpuProf, { recursive: true });
       nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.resolve(this.options.cpuProf)}`);

@@ -57,7 +57,8 @@ JSON line (prefixed "BENCH ") and a table; several targets end with a comparison
 scenarios (-s, --scenarios LIST; default login,idle,chat,relay)
   login    N accounts log in, C at a time: logins/s, p50/p99, failures
            variants: scram-tls (STARTTLS + SCRAM-SHA-256, else -1) and plain (PLAIN, no TLS)
-  idle     N connections logged in and idle: server RSS before/after, bytes per connection
+  idle     N connections logged in and idle: server RSS before, at N/2 and at N; average
+           and marginal bytes per connection
            variants: plain and tls
   chat     P online pairs, W messages in flight per pair, D seconds: msgs/s, latency
            percentiles, lost and duplicated messages
@@ -79,7 +80,7 @@ target
   --meerkat-toml FILE           TOML merged over Meerkat's generated bench config
 
 load knobs
-  -n, --accounts N      login and idle N              (login 200, idle 500)
+  -n, --accounts N      login and idle N              (login 500, idle 1000)
   -c, --concurrency C   login and connect concurrency (login 20, idle/chat connect 50)
   --login-n N  --login-c C  --login-cold (no warm-up: clients have no cached SCRAM keys)
   --login-variants LIST (default scram-tls,plain)
@@ -179,11 +180,11 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     peersDir: values['peers-dir'] ?? process.env.MEERKAT_BENCH_PEERS ?? '/tmp/meerkat-bench-peers',
     only: values.only === undefined ? undefined : list(values.only, []),
     meerkatToml: values['meerkat-toml'],
-    loginN: int(values['login-n'], 'login-n', n ?? 200),
+    loginN: int(values['login-n'], 'login-n', n ?? 500),
     loginC: Math.max(1, int(values['login-c'], 'login-c', c ?? 20)),
     loginCold: values['login-cold'] ?? false,
     loginVariants: list(values['login-variants'], ['scram-tls', 'plain']),
-    idleN: int(values['idle-n'], 'idle-n', n ?? 500),
+    idleN: int(values['idle-n'], 'idle-n', n ?? 1000),
     idleC: Math.max(1, int(values['idle-c'], 'idle-c', c ?? 50)),
     idleSettle: int(values['idle-settle'], 'idle-settle', 3),
     idleVariants: list(values['idle-variants'], ['plain', 'tls']),

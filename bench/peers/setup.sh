@@ -66,7 +66,7 @@ data_path = "$DIR/prosody/data"
 plugin_paths = {}
 admins = {}
 interfaces = { "127.0.0.1" }
-network_settings = { tcp_backlog = 1024 }
+network_settings = { tcp_backlog = 1024; nagle = false }
 c2s_ports = { $PROSODY_PORT }
 c2s_direct_tls_ports = {}
 legacy_ssl_ports = {}

@@ -1,7 +1,8 @@
 /**
  * idle: N connections log in, send initial presence and stay idle. The server's resident
- * memory (VmRSS from /proc/<pid>/status) is read before the first connection and again
- * after a settle time; the difference over N is the cost of one idle connection.
+ * memory (VmRSS from /proc/<pid>/status) is read before the first connection, after N/2 and
+ * after N (each after a settle time): the growth over N is the average cost of an idle
+ * connection, the growth over the second half its marginal cost.
  * Variants: `plain` (PLAIN, no TLS) and `tls` (STARTTLS + SCRAM). A server the bench manages
  * is restarted before each variant so that one variant's heap growth does not hide the
  * other's.
@@ -11,6 +12,9 @@ import { runPool, FailureCounter } from '../lib/pool.ts';
 import { rssKb, sleep, statusKb } from '../lib/proc.ts';
 import { round } from '../lib/stats.ts';
 import { fmt, type Scenario } from '../lib/scenario.ts';
+
+const mib = (kb: unknown) => (typeof kb === 'number' ? fmt(kb / 1024) : '-');
+const kib = (bytes: unknown) => (typeof bytes === 'number' ? fmt(bytes / 1024) : '-');
 
 const scenario: Scenario = {
   name: 'idle',
@@ -27,8 +31,7 @@ const scenario: Scenario = {
     const connections: XmppConnection[] = [];
     const failures = new FailureCounter();
     let dropped = 0;
-    const started = performance.now();
-    await runPool(options.idleN, options.idleC, async (i) => {
+    const connect = async (i: number) => {
       try {
         const conn = await login({
           host: endpoint.host,
@@ -48,15 +51,25 @@ const scenario: Scenario = {
       } catch (err) {
         failures.add(err);
       }
-    });
-    const connectSeconds = (performance.now() - started) / 1000;
+    };
+    // Two halves, RSS after each: the second half's growth is the marginal cost of a
+    // connection, free of one-off costs (code compiled, pools and heap spaces first grown).
+    const half = Math.floor(options.idleN / 2);
+    const started = performance.now();
+    await runPool(half, options.idleC, (i) => connect(i));
+    await sleep(options.idleSettle * 1000);
+    const middle = pid === undefined ? undefined : rssKb(pid);
+    const openAtMiddle = connections.length - dropped;
+    await runPool(options.idleN - half, options.idleC, (i) => connect(half + i));
+    const connectSeconds = (performance.now() - started) / 1000 - options.idleSettle;
     ctx.log(`${connections.length} connections open, settling ${options.idleSettle}s`);
     await sleep(options.idleSettle * 1000);
     const after = pid === undefined ? undefined : rssKb(pid);
     const peak = pid === undefined ? undefined : statusKb(pid, 'VmHWM');
     const open = connections.length - dropped;
     for (const conn of connections) conn.destroy();
-    const delta = before === undefined || after === undefined ? undefined : after - before;
+    const perConnection = (fromKb: number | undefined, toKb: number | undefined, count: number) =>
+      fromKb === undefined || toKb === undefined || count <= 0 ? null : Math.round(((toKb - fromKb) * 1024) / count);
     return {
       n: options.idleN,
       open,
@@ -64,21 +77,23 @@ const scenario: Scenario = {
       failureReasons: failures.byReason,
       connectSeconds: round(connectSeconds, 2),
       rssBeforeKb: before ?? null,
+      rssMiddleKb: middle ?? null,
       rssAfterKb: after ?? null,
       rssPeakKb: peak ?? null,
-      bytesPerConnection: delta === undefined || open === 0 ? null : Math.round((delta * 1024) / open),
+      bytesPerConnection: perConnection(before, after, open),
+      marginalBytesPerConnection: perConnection(middle, after, open - openAtMiddle),
     };
   },
   rows(f) {
     return [
       ['connections', `${fmt(f.open)} open of ${fmt(f.n)}, ${fmt(f.failures)} failed`],
       ['connect time s', fmt(f.connectSeconds, 2)],
-      ['server RSS MiB', f.rssBeforeKb === null ? 'unknown (no --pid)' : `${fmt(Number(f.rssBeforeKb) / 1024)} → ${fmt(Number(f.rssAfterKb) / 1024)} (peak ${fmt(Number(f.rssPeakKb) / 1024)})`],
-      ['bytes / connection', f.bytesPerConnection === null ? '-' : `${fmt(f.bytesPerConnection)} (${fmt(Number(f.bytesPerConnection) / 1024)} KiB)`],
+      ['server RSS MiB', f.rssBeforeKb === null ? 'unknown (no --pid)' : `${mib(f.rssBeforeKb)} → ${mib(f.rssMiddleKb)} (N/2) → ${mib(f.rssAfterKb)} (N), peak ${mib(f.rssPeakKb)}`],
+      ['bytes / connection', f.bytesPerConnection === null ? '-' : `${kib(f.bytesPerConnection)} KiB average, ${kib(f.marginalBytesPerConnection)} KiB marginal (second half)`],
     ];
   },
   headline(f) {
-    return { 'KiB/conn': f.bytesPerConnection === null ? '-' : fmt(Number(f.bytesPerConnection) / 1024), open: fmt(f.open) };
+    return { 'KiB/conn': kib(f.bytesPerConnection), 'marginal KiB': kib(f.marginalBytesPerConnection), open: fmt(f.open) };
   },
 };
 

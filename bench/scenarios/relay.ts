@@ -113,7 +113,7 @@ const scenario: Scenario = {
         log: ctx.log,
       });
       for (const peer of peers) peer.destroy();
-      return figures;
+      return { ...figures };
     } finally {
       await terminate(relay);
     }

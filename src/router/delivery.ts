@@ -30,13 +30,15 @@ export function installDeliveryRules(host: Host, router: Router): void {
       router.bounce(stanza, new StanzaError('service-unavailable'));
       return true;
     }
+    // RFC 6121 §8.5.2.1.1 and §8.5.2.2.1: an error for the bare JID is silently ignored.
+    if (type === 'error') return true;
     const available = availableSessions(router, to.bare);
     if (available.length > 0) {
       const recipients = type === 'headline' ? available : highestPriority(available);
       for (const session of recipients) session.send(stanza);
       return true;
     }
-    if (type === 'headline' || type === 'error') return true;
+    if (type === 'headline') return true;
     // Offline storage decides for existing accounts; with none, or for an unknown account,
     // the answer is the same error, so a sender cannot tell which (RFC 6121 §8.5.2.2).
     if (await router.accountExists(to)) {
@@ -54,10 +56,12 @@ export function installDeliveryRules(host: Host, router: Router): void {
       session.send(stanza);
       return true;
     }
-    // RFC 6121 §8.5.3.2.1: no such resource.
+    // RFC 6121 §8.5.3.2.1, no such resource: a chat message is handled as if sent to the
+    // bare JID; normal and groupchat messages get <service-unavailable/> (the sender learns
+    // the resource is gone instead of a silent loss); headlines and errors are dropped.
     const type = stanza.attrs.type ?? 'normal';
-    if (type === 'normal' || type === 'chat') return host.hooks.fire('message:bare', { stanza, to: to.toBare() });
-    if (type === 'groupchat') router.bounce(stanza, new StanzaError('service-unavailable'));
+    if (type === 'chat') return host.hooks.fire('message:bare', { stanza, to: to.toBare() });
+    if (type === 'normal' || type === 'groupchat') router.bounce(stanza, new StanzaError('service-unavailable'));
     return true;
   }, LAST);
 

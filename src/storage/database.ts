@@ -5,9 +5,10 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, type Driver } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { DrainingDriver } from './draining-driver.ts';
 import { StaticMigrationProvider } from './migrations/index.ts';
 import type { DialectName } from './migrations/migration.ts';
 import type { Schema } from './schema.ts';
@@ -68,7 +69,13 @@ function openPostgres(url: string, poolSize: number, schema: string, log: Logger
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', (err) => log.error({ err }, 'PostgreSQL connection error'));
-  return new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<Schema>({ dialect: new DrainingPostgresDialect({ pool }) });
+}
+
+class DrainingPostgresDialect extends PostgresDialect {
+  override createDriver(): Driver {
+    return new DrainingDriver(super.createDriver());
+  }
 }
 
 const INT8_OID = 20;

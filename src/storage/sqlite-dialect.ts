@@ -9,14 +9,14 @@
  * - migrations run in one transaction (SQLite DDL is transactional; Kysely's stock adapter
  *   says otherwise to stay conservative). With `BEGIN IMMEDIATE`, that transaction is also the
  *   cross-process migration lock.
- * - the single connection is handed out in FIFO order, prepared statements are cached, and
- *   `destroy()` waits for work already queued before closing the file.
+ * - the single connection is handed out in FIFO order and prepared statements are cached.
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import {
   CompiledQuery, SqliteAdapter, SqliteDialect,
   type DatabaseConnection, type DialectAdapter, type Driver, type QueryResult, type TransactionSettings,
 } from 'kysely';
+import { DrainingDriver } from './draining-driver.ts';
 
 export class DurableSqliteDialect extends SqliteDialect {
   private readonly database: BetterSqlite3.Database;
@@ -27,7 +27,7 @@ export class DurableSqliteDialect extends SqliteDialect {
   }
 
   override createDriver(): Driver {
-    return new DurableSqliteDriver(this.database);
+    return new DrainingDriver(new DurableSqliteDriver(this.database));
   }
 
   override createAdapter(): DialectAdapter {
@@ -86,8 +86,6 @@ class DurableSqliteDriver implements Driver {
   private readonly connection: DurableSqliteConnection;
   private readonly waiting: Array<() => void> = [];
   private busy = false;
-  private closing = false;
-  private idle?: () => void;
 
   constructor(db: BetterSqlite3.Database) {
     this.db = db;
@@ -97,7 +95,6 @@ class DurableSqliteDriver implements Driver {
   async init(): Promise<void> {}
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    if (this.closing) throw new Error('storage is closed');
     if (this.busy) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.busy = true;
     return this.connection;
@@ -110,7 +107,6 @@ class DurableSqliteDriver implements Driver {
       return;
     }
     this.busy = false;
-    this.idle?.();
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -138,10 +134,8 @@ class DurableSqliteDriver implements Driver {
     await connection.executeQuery(CompiledQuery.raw(`release ${quoteIdentifier(name)}`));
   }
 
-  /** Refuses new work, lets queued work finish, then closes the file (checkpointing the WAL). */
+  /** Closing the last connection checkpoints the WAL into the database file. */
   async destroy(): Promise<void> {
-    this.closing = true;
-    if (this.busy) await new Promise<void>((resolve) => (this.idle = resolve));
     if (this.db.open) this.db.close();
   }
 }

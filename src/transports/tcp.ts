@@ -30,6 +30,8 @@ export interface TcpListenerOptions {
 }
 
 const STREAM_CLOSE = '</stream:stream>';
+/** A direct-TLS peer that has not finished its handshake by then is dropped. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export class TcpTransport implements StreamTransport {
   readonly remoteAddress: string;
@@ -229,7 +231,9 @@ export class TcpListener {
       if (this.open >= options.maxConnections || fromAddress >= options.maxConnectionsPerAddress) {
         const condition = this.open >= options.maxConnections ? 'resource-constraint' : 'policy-violation';
         log.warn({ address, open: this.open, condition }, 'connection limit reached, refusing connection');
-        refuse(socket, condition);
+        // A direct-TLS peer can't read a cleartext error: it only sees the connection close.
+        if (options.tlsMode === 'direct') socket.destroy();
+        else refuse(socket, condition);
         return;
       }
       this.open++;
@@ -240,14 +244,26 @@ export class TcpListener {
         if (left === 0) this.perAddress.delete(address);
         else this.perAddress.set(address, left);
       });
-      onConnection(new TcpTransport(socket, options, log.child({ remote: address })));
+      const connectionLog = log.child({ remote: address });
+      if (options.tlsMode !== 'direct') {
+        onConnection(new TcpTransport(socket, options, connectionLog));
+        return;
+      }
+      // XEP-0368: TLS from the first byte. Wrapping the accepted socket (as STARTTLS does)
+      // keeps one code path for the secure context and the connection accounting.
+      const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: options.secureContext, ALPNProtocols: ['xmpp-client'] });
+      const handshakeTimer = setTimeout(() => secure.destroy(), HANDSHAKE_TIMEOUT_MS);
+      secure.once('error', (err) => {
+        connectionLog.debug({ err: err.message }, 'direct TLS handshake failed');
+        secure.destroy();
+      });
+      secure.once('secure', () => {
+        clearTimeout(handshakeTimer);
+        secure.removeAllListeners('error');
+        onConnection(new TcpTransport(secure, options, connectionLog));
+      });
     };
-    if (options.tlsMode === 'direct') {
-      this.server = tls.createServer({ secureContext: options.secureContext, minVersion: options.minTlsVersion }, accept);
-      this.server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'direct TLS handshake failed'));
-    } else {
-      this.server = net.createServer(accept);
-    }
+    this.server = net.createServer(accept);
   }
 
   get connections(): number {

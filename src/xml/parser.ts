@@ -14,10 +14,19 @@
 import { isUtf8 } from 'node:buffer';
 import { XmlElement } from './element.ts';
 import type { StreamErrorCondition } from './errors.ts';
-import {
-  ASCII_NAME, FORBIDDEN_CHAR, completeLength, firstInvalidUtf8, isNameCharHigh, isNameStart,
-  isNameStartHigh, isXmlChar, utf8Length,
-} from './chars.ts';
+import * as chars from './chars.ts';
+
+// Local bindings: a module namespace import may be compiled to getters (tsx), which the hot
+// loops should not pay for.
+const ASCII_NAME = chars.ASCII_NAME;
+const firstForbidden = chars.firstForbidden;
+const completeLength = chars.completeLength;
+const firstInvalidUtf8 = chars.firstInvalidUtf8;
+const isNameCharHigh = chars.isNameCharHigh;
+const isNameStart = chars.isNameStart;
+const isNameStartHigh = chars.isNameStartHigh;
+const isXmlChar = chars.isXmlChar;
+const utf8Length = chars.utf8Length;
 
 export interface ParserHandlers {
   /** The root `<stream:stream ...>` open tag: qualified name and attributes as written. */
@@ -44,6 +53,9 @@ const DECL =
   /^[ \t\r\n]*version[ \t\r\n]*=[ \t\r\n]*(?:'1\.[0-9]+'|"1\.[0-9]+")(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(?:'([A-Za-z][A-Za-z0-9._-]*)'|"([A-Za-z][A-Za-z0-9._-]*)"))?(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(?:'(?:yes|no)'|"(?:yes|no)"))?[ \t\r\n]*$/;
 
 const CDATA_OPEN = '[CDATA[';
+
+/** Up to this many attributes, duplicates are found by comparing names. */
+const ATTR_NAMES = 8;
 
 const enum St {
   /** Before the stream header: whitespace, the XML declaration, `<`. */
@@ -116,6 +128,8 @@ export class StreamParser {
   private held: Buffer | null = null;
   /** The current chunk decodes to ASCII: string offsets are byte offsets. */
   private ascii = true;
+  /** Bytes the current chunk's string decodes from. */
+  private chunkBytes = 0;
 
   // Size accounting of the region being read: the prolog and header, or one depth-1 construct.
   private limOn = true;
@@ -138,6 +152,13 @@ export class StreamParser {
   private tagName = '';
   private attrs: Record<string, string> = {};
   private attrName = '';
+  /** The name being read has a colon. */
+  private colon = false;
+  private tagColon = false;
+  private attrColon = false;
+  /** Attributes in the current start tag, and the names of the first ATTR_NAMES of them. */
+  private attrCount = 0;
+  private readonly attrNames: string[] = new Array<string>(ATTR_NAMES).fill('');
   private quote = 0;
   private sawSpace = false;
   /** Namespace declarations in the current start tag: prefix, URI, prefix, URI... ('' = default). */
@@ -177,6 +198,7 @@ export class StreamParser {
     this.text = '';
     this.brackets = 0;
     this.tok = '';
+    this.colon = false;
     this.attrs = {};
     this.decls = null;
     this.prefixed = null;
@@ -204,14 +226,15 @@ export class StreamParser {
     if (cut < n) this.held = Buffer.from(buf.subarray(cut));
     if (cut === 0) return;
     let valid = cut;
-    if (!isUtf8(buf.subarray(0, cut))) {
+    if (!isUtf8(cut === n ? buf : buf.subarray(0, cut))) {
       valid = firstInvalidUtf8(buf, cut);
       this.held = null;
     }
     const s = buf.toString('utf8', 0, valid);
     this.ascii = s.length === valid;
+    this.chunkBytes = valid;
     let end = s.length;
-    const bad = s.search(FORBIDDEN_CHAR);
+    const bad = firstForbidden(s, this.ascii);
     if (bad !== -1) end = bad;
     if (this.limOn) this.limStart = 0;
     try {
@@ -300,16 +323,23 @@ export class StreamParser {
             this.piAllowed = false;
             this.state = St.Lt;
           } else {
-            this.entInAttr = false;
-            this.entMode = Ent.First;
-            this.state = St.Entity;
+            const n = predefined(s, i, end);
+            if (n !== 0) {
+              this.text += PREDEFINED[s.charCodeAt(i)];
+              this.brackets = 0;
+              i += n;
+            } else {
+              this.entInAttr = false;
+              this.entMode = Ent.First;
+              this.state = St.Entity;
+            }
           }
           break;
         }
 
         case St.Lt: {
           c = s.charCodeAt(i);
-          if (c < 128 ? ASCII_NAME[c] === 3 : isNameStartHigh(c)) {
+          if (c < 128 ? (ASCII_NAME[c] & 2) !== 0 : isNameStartHigh(c)) {
             if (this.rootName !== null && this.stack.length >= this.maxDepth) {
               return this.fail('policy-violation', `elements nested deeper than ${this.maxDepth}`, s, i);
             }
@@ -342,24 +372,44 @@ export class StreamParser {
         case St.AttrName:
         case St.EndName: {
           const start = i;
+          let colon = false;
           for (; i < end; i++) {
             c = s.charCodeAt(i);
-            if (c < 128 ? ASCII_NAME[c] === 0 : !isNameCharHigh(c)) break;
+            if (c < 128) {
+              const t = ASCII_NAME[c];
+              if (t === 0) break;
+              if (t > 3) colon = true;
+            } else if (!isNameCharHigh(c)) {
+              break;
+            }
           }
+          if (colon) this.colon = true;
           if (i === end) {
             this.tok += s.slice(start, end);
             break;
           }
-          let name = s.slice(start, i);
-          if (this.tok !== '') {
-            name = this.tok + name;
+          const state = this.state;
+          let name: string;
+          if (this.tok === '') {
+            if (state === St.EndName) {
+              // The usual case: compare in place with the open element's name.
+              const open = this.stack.length > 0 ? this.stack[this.stack.length - 1].name : this.rootName!;
+              name = i - start === open.length && s.startsWith(open, start) ? open : s.slice(start, i);
+            } else {
+              name = (i - start < KNOWN_MAX && known(s, start, i)) || s.slice(start, i);
+            }
+          } else {
+            name = this.tok + s.slice(start, i);
             this.tok = '';
           }
-          if (!isQName(name)) return this.fail('not-well-formed', `invalid qualified name '${name}'`, s, i);
-          const state = this.state;
+          colon = this.colon;
+          this.colon = false;
+          if (colon && !isQName(name)) return this.fail('not-well-formed', `invalid qualified name '${name}'`, s, i);
           if (state === St.StartName) {
             this.tagName = name;
+            this.tagColon = colon;
             this.attrs = {};
+            this.attrCount = 0;
             this.decls = null;
             this.prefixed = null;
             if (c === 62) {
@@ -376,8 +426,9 @@ export class StreamParser {
               return this.fail('not-well-formed', 'invalid character in element name', s, i);
             }
           } else if (state === St.AttrName) {
-            if (Object.hasOwn(this.attrs, name)) return this.fail('not-well-formed', `duplicate attribute '${name}'`, s, i);
+            if (this.isDuplicate(name)) return this.fail('not-well-formed', `duplicate attribute '${name}'`, s, i);
             this.attrName = name;
+            this.attrColon = colon;
             if (c === 61) {
               this.state = St.AttrQuote;
               i++;
@@ -417,7 +468,7 @@ export class StreamParser {
           } else if (c === 47) {
             this.state = St.EmptyClose;
             i++;
-          } else if (c < 128 ? ASCII_NAME[c] === 3 : isNameStartHigh(c)) {
+          } else if (c < 128 ? (ASCII_NAME[c] & 2) !== 0 : isNameStartHigh(c)) {
             if (!this.sawSpace) return this.fail('not-well-formed', 'attributes must be separated by whitespace', s, i);
             this.tok = '';
             this.state = St.AttrName;
@@ -461,16 +512,22 @@ export class StreamParser {
           c = s.charCodeAt(i);
           i++;
           if (c === this.quote) {
-            this.setAttr(this.attrName, this.tok);
+            this.setAttr(this.attrName, this.tok, this.attrColon);
             this.tok = '';
             this.sawSpace = false;
             this.state = St.Tag;
           } else if (c === 60) {
             return this.fail('not-well-formed', "'<' in attribute value", s, i - 1);
           } else {
-            this.entInAttr = true;
-            this.entMode = Ent.First;
-            this.state = St.Entity;
+            const n = predefined(s, i, end);
+            if (n !== 0) {
+              this.tok += PREDEFINED[s.charCodeAt(i)];
+              i += n;
+            } else {
+              this.entInAttr = true;
+              this.entMode = Ent.First;
+              this.state = St.Entity;
+            }
           }
           break;
         }
@@ -490,7 +547,7 @@ export class StreamParser {
 
         case St.EndStart: {
           c = s.charCodeAt(i);
-          if (!(c < 128 ? ASCII_NAME[c] === 3 : isNameStartHigh(c))) return this.fail('not-well-formed', 'invalid end tag', s, i);
+          if (!(c < 128 ? (ASCII_NAME[c] & 2) !== 0 : isNameStartHigh(c))) return this.fail('not-well-formed', 'invalid end tag', s, i);
           this.tok = '';
           this.state = St.EndName;
           break;
@@ -722,11 +779,26 @@ export class StreamParser {
     }
   }
 
-  private setAttr(name: string, value: string): void {
-    if (name.charCodeAt(0) === 120 && name.startsWith('xmlns') && (name.length === 5 || name.charCodeAt(5) === 58)) {
-      (this.decls ??= []).push(name.length === 5 ? '' : name.slice(6), value);
-    } else if (name.indexOf(':') !== -1) {
-      (this.prefixed ??= []).push(name);
+  /** Whether the current start tag already has this attribute. */
+  private isDuplicate(name: string): boolean {
+    const n = this.attrCount;
+    if (n > ATTR_NAMES) return Object.hasOwn(this.attrs, name);
+    // Comparing a few short strings is cheaper than a keyed lookup of a fresh string.
+    const names = this.attrNames;
+    for (let k = 0; k < n; k++) if (names[k] === name) return true;
+    return false;
+  }
+
+  private setAttr(name: string, value: string, colon: boolean): void {
+    const n = this.attrCount++;
+    if (n < ATTR_NAMES) this.attrNames[n] = name;
+    else if (n === ATTR_NAMES) this.attrNames.fill('');
+    if (name === 'xmlns') {
+      // A default namespace needs no tracking (absence means the stream's); only misuse is noted.
+      if (value === XML_NS || value === XMLNS_NS) (this.decls ??= []).push('', value);
+    } else if (colon) {
+      if (name.length > 6 && name.charCodeAt(5) === 58 && name.startsWith('xmlns')) (this.decls ??= []).push(name.slice(6), value);
+      else (this.prefixed ??= []).push(name);
     }
     if (name === '__proto__') {
       Object.defineProperty(this.attrs, name, { value, enumerable: true, writable: true, configurable: true });
@@ -740,7 +812,7 @@ export class StreamParser {
     const name = this.tagName;
     const attrs = this.attrs;
     const depth = this.rootName === null ? 1 : this.stack.length + 2;
-    if (this.decls !== null || this.prefixed !== null || name.indexOf(':') !== -1) {
+    if (this.decls !== null || this.prefixed !== null || this.tagColon) {
       const problem = this.namespaces(name, depth);
       if (problem !== undefined) {
         this.fail('not-well-formed', problem, s, gt);
@@ -886,13 +958,19 @@ export class StreamParser {
 
   // --- limits and errors --------------------------------------------------------------------
 
+  /** UTF-8 length of s[from, to): counted on whichever side of the chunk is shorter. */
   private bytes(s: string, from: number, to: number): number {
-    return this.ascii ? to - from : utf8Length(s, from, to);
+    if (this.ascii) return to - from;
+    const len = s.length;
+    if (to - from <= len - (to - from)) return utf8Length(s, from, to);
+    return this.chunkBytes - utf8Length(s, 0, from) - utf8Length(s, to, len);
   }
 
   /** The counted region ends before s[end]: within the limit? */
   private endRegion(s: string, end: number): boolean {
     this.limOn = false;
+    // A UTF-16 code unit is at most 3 bytes: most stanzas need no counting.
+    if (this.limBytes + 3 * (end - this.limStart) <= this.maxBytes) return true;
     if (this.limBytes + this.bytes(s, this.limStart, end) > this.maxBytes) {
       this.report('policy-violation', this.tooBig());
       return false;
@@ -920,6 +998,63 @@ export class StreamParser {
     this.tok = '';
     this.held = null;
     this.handlers.error(condition, text);
+  }
+}
+
+/**
+ * Names that stanzas use all the time, by length. Returning the literal instead of a slice of
+ * the input saves an allocation and makes the attribute store use an internalised key.
+ */
+const KNOWN: string[][] = [];
+const KNOWN_MAX = 16;
+for (const name of [
+  'to', 'from', 'id', 'type', 'xmlns', 'xml:lang', 'name', 'jid', 'node', 'ver', 'hash', 'var', 'by', 'stamp',
+  'subscription', 'ask', 'category', 'version', 'message', 'presence', 'iq', 'body', 'query', 'item', 'show',
+  'status', 'priority', 'thread', 'subject', 'error', 'text', 'x', 'c', 'r', 'a', 'enable', 'resume',
+  'stanza-id', 'origin-id', 'active', 'composing', 'paused', 'request', 'received', 'displayed', 'markable',
+  'delay', 'forwarded', 'result', 'set', 'max', 'before', 'after', 'group', 'identity', 'feature', 'field',
+  'value', 'photo', 'nick', 'h', 'auth', 'response', 'mechanism', 'bind', 'resource', 'starttls', 'session',
+  'stream:error', 'xmlns:stream', 'queryid', 'role', 'affiliation', 'reason', 'code', 'scope', 'mode', 'push',
+  'publish', 'items', 'event', 'retract', 'pubsub', 'approved', 'stream:features',
+]) {
+  // Keyed by length and first character.
+  const key = name.length * 128 + name.charCodeAt(0);
+  const list = (KNOWN[key] ??= []);
+  if (!list.includes(name)) list.push(name);
+}
+for (let k = 0; k < KNOWN_MAX * 128; k++) KNOWN[k] ??= [];
+
+function known(s: string, from: number, to: number): string | undefined {
+  const first = s.charCodeAt(from);
+  if (first >= 128) return undefined;
+  const names = KNOWN[(to - from) * 128 + first];
+  next: for (let k = 0; k < names.length; k++) {
+    const name = names[k];
+    for (let j = 1; j < name.length; j++) if (name.charCodeAt(j) !== s.charCodeAt(from + j)) continue next;
+    return name;
+  }
+  return undefined;
+}
+
+/** The character a predefined entity stands for, by the entity name's first letter. */
+const PREDEFINED: Record<number, string> = { 97: '&', 108: '<', 103: '>', 113: '"' };
+
+/**
+ * Fast path for the common references: the length of `amp;`, `lt;`, `gt;` or `quot;` if one
+ * starts at s[i] and ends before `end`, else 0 (the entity state machine takes over).
+ * `&apos;` also starts with 'a', so it is left to the state machine.
+ */
+function predefined(s: string, i: number, end: number): number {
+  switch (s.charCodeAt(i)) {
+    case 97: // amp;
+      return i + 4 <= end && s.charCodeAt(i + 1) === 109 && s.charCodeAt(i + 2) === 112 && s.charCodeAt(i + 3) === 59 ? 4 : 0;
+    case 108: // lt;
+    case 103: // gt;
+      return i + 3 <= end && s.charCodeAt(i + 1) === 116 && s.charCodeAt(i + 2) === 59 ? 3 : 0;
+    case 113: // quot;
+      return i + 5 <= end && s.charCodeAt(i + 1) === 117 && s.charCodeAt(i + 2) === 111 && s.charCodeAt(i + 3) === 116 && s.charCodeAt(i + 4) === 59 ? 5 : 0;
+    default:
+      return 0;
   }
 }
 

@@ -23,16 +23,7 @@ describe('XEP-0191 blocking command', () => {
   let n = 0;
 
   before(async () => {
-    server = await startTestServer({
-      hosts: ['localhost', OTHER],
-      toml: `
-        [[listen.c2s]]
-        port = 0
-        address = "127.0.0.1"
-        max_connections_per_address = 1000
-      `,
-      listeners: ['starttls'],
-    });
+    server = await startTestServer({ hosts: ['localhost', OTHER], listeners: ['starttls'] });
   });
   after(() => server.stop());
 

@@ -21,6 +21,16 @@ const keys = { salt: Buffer.from('salt'), iterations: 4096, storedKey: Buffer.al
 const creds: ScramCredentials = { 'SHA-1': keys, 'SHA-256': keys, 'SHA-512': keys };
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+/** Runs sqlite-writer.ts in a child process; resolves with its exit code and stderr. */
+function runWriter(file: string, prefix: string, count: number): { done: Promise<{ code: number | null; stderr: string }> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'sqlite-writer.ts'), file, prefix, String(count)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return { done: new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr }))) };
+}
+
 async function appliedMigrations(storage: SqlStorage): Promise<string[]> {
   const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(storage.db);
   return rows.map((row) => row.name);
@@ -134,18 +144,14 @@ for (const backend of storageBackends) {
         const file = opened.options.backend === 'sqlite' ? opened.options.path : '';
         const shared: UserRef = { username: 'shared', domain: 'example.com' };
         const count = 150;
-        const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'sqlite-writer.ts'), file, 'child', String(count)], {
-          stdio: ['ignore', 'ignore', 'pipe'],
-        });
-        let stderr = '';
-        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-        const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+        const writer = runWriter(file, 'child', count);
         for (let i = 0; i < count; i++) {
           await opened.storage.roster.put(shared, { jid: `parent-${i}@example.net`, subscription: 'both', askOut: false, askIn: false, groups: ['parent'] });
           await opened.storage.roster.get(shared);
           await new Promise((resolve) => setTimeout(resolve, 1));
         }
-        assert.equal(await exited, 0, stderr);
+        const { code, stderr } = await writer.done;
+        assert.equal(code, 0, stderr);
         assert.equal(await opened.storage.users.exists({ username: 'child', domain: 'example.com' }), true);
         const roster = await opened.storage.roster.get(shared);
         assert.equal(roster.items.length, 2 * count);
@@ -153,7 +159,62 @@ for (const backend of storageBackends) {
       });
     }
 
+    if (backend.name === 'sqlite') {
+      test('SQLite: processes opening a fresh file at once migrate it once and all write', async () => {
+        const created = await backend.create();
+        try {
+          const file = created.options.backend === 'sqlite' ? created.options.path : '';
+          const results = await Promise.all(['p1', 'p2', 'p3'].map((prefix) => runWriter(file, prefix, 30).done));
+          for (const { code, stderr } of results) assert.equal(code, 0, stderr);
+          const storage = await openStorage(created.options, silent);
+          try {
+            assert.deepEqual(await appliedMigrations(storage), Object.keys(migrations).sort());
+            assert.deepEqual(await storage.users.list('example.com'), ['p1', 'p2', 'p3']);
+            assert.equal((await storage.roster.get({ username: 'shared', domain: 'example.com' })).version, 90);
+          } finally {
+            await storage.close();
+          }
+        } finally {
+          await created.drop();
+        }
+      });
+    }
+
     if (backend.name === 'postgres') {
+      test('PostgreSQL: servers opening a fresh schema at once migrate it once', async () => {
+        const created = await backend.create();
+        try {
+          const storages = await Promise.all([1, 2, 3].map(() => openStorage(created.options, silent)));
+          try {
+            for (const storage of storages) assert.deepEqual(await appliedMigrations(storage), Object.keys(migrations).sort());
+            assert.equal(await storages[0].users.create(alice, creds), true);
+            assert.equal(await storages[2].users.exists(alice), true);
+          } finally {
+            for (const storage of storages) await storage.close();
+          }
+        } finally {
+          await created.drop();
+        }
+      });
+
+      test('PostgreSQL: concurrent puts, removals, password changes and account removal neither deadlock nor fail', async () => {
+        const second = await another();
+        await opened.storage.users.create(alice, creds);
+        const put = (storage: SqlStorage, jid: string) =>
+          storage.roster.put(alice, { jid, subscription: 'both', askOut: false, askIn: false, groups: ['A', 'B'] });
+        const work: Promise<unknown>[] = [];
+        for (let i = 0; i < 30; i++) {
+          const storage = i % 2 ? second : opened.storage;
+          const jid = `c${i % 5}@example.com`;
+          work.push(put(storage, jid), storage.roster.remove(alice, jid), storage.users.setCredentials(alice, creds));
+          if (i % 10 === 9) work.push(storage.roster.removeAll(alice));
+        }
+        await Promise.all(work);
+        const roster = await opened.storage.roster.get(alice);
+        assert.ok(roster.version > 0);
+        await Promise.all([put(opened.storage, 'z@example.com'), second.removeAccount(alice), put(second, 'y@example.com')]);
+      });
+
       test('PostgreSQL keeps each schema to itself and creates nothing in public', async () => {
         const second = await backend.open();
         try {

@@ -63,10 +63,16 @@ function forgedSocket(real: TLSSocket, forged: { exporter?: Buffer; certificate?
   } as unknown as TLSSocket;
 }
 
+/** Clients a test opened, closed after it whatever its outcome (a server stops only once they are gone). */
+const clients: ScriptedClient[] = [];
+const track = (client: ScriptedClient) => (clients.push(client), client);
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) await client.close().catch(() => undefined);
+});
+
 describe('SASL mechanisms', () => {
   let server: TestServer;
-  const clients: ScriptedClient[] = [];
-  const track = (client: ScriptedClient) => (clients.push(client), client);
 
   before(async () => {
     server = await startTestServer({
@@ -84,10 +90,6 @@ describe('SASL mechanisms', () => {
   });
 
   after(() => server?.stop());
-
-  afterEach(async () => {
-    for (const client of clients.splice(0)) await client.close().catch(() => undefined);
-  });
 
   it('offers every SCRAM mechanism, their -PLUS variants and PLAIN after TLS, with the channel-binding types', async () => {
     for (const listener of ['starttls', 'direct'] as const) {
@@ -372,7 +374,7 @@ describe('SASL failure throttling', () => {
     try {
       await server.addUser('alice', 'alice-secret');
       await server.addUser('bob', 'bob-secret');
-      const client = await server.connect();
+      const client = track(await server.connect());
       for (const user of ['alice', 'bob']) {
         const outcome = await client.authenticate(user, 'wrong');
         assert.equal(outcome.ok ? 'ok' : outcome.condition, 'not-authorized');
@@ -380,12 +382,11 @@ describe('SASL failure throttling', () => {
       const blocked = await client.authenticate('alice', 'alice-secret');
       assert.equal(blocked.ok ? 'ok' : blocked.condition, 'temporary-auth-failure');
       // A new connection from the same address is throttled too, for any account.
-      const other = await server.connect();
+      const other = track(await server.connect());
       const again = await other.authenticate('bob', 'bob-secret', { mechanism: 'PLAIN' });
       assert.equal(again.ok ? 'ok' : again.condition, 'temporary-auth-failure');
-      await client.close();
-      await other.close();
     } finally {
+      for (const client of clients.splice(0)) await client.close().catch(() => undefined);
       await server.stop();
     }
   });
@@ -403,19 +404,18 @@ describe('SASL failure throttling', () => {
       await server.addUser('alice', 'alice-secret');
       await server.addUser('bob', 'bob-secret');
       for (let i = 0; i < 2; i++) {
-        const client = await server.connect();
+        const client = track(await server.connect());
         const outcome = await client.authenticate('alice', `wrong-${i}`, { mechanism: i === 0 ? 'SCRAM-SHA-1' : 'PLAIN' });
         assert.equal(outcome.ok ? 'ok' : outcome.condition, 'not-authorized');
-        await client.close();
       }
-      const client = await server.connect();
+      const client = track(await server.connect());
       const blocked = await client.authenticate('ALICE', 'alice-secret');
       assert.equal(blocked.ok ? 'ok' : blocked.condition, 'temporary-auth-failure');
       // The same stream (and address) can still log another account in.
       await client.login('bob', 'bob-secret');
       assert.match(await client.bind(), /^bob@localhost\//);
-      await client.close();
     } finally {
+      for (const client of clients.splice(0)) await client.close().catch(() => undefined);
       await server.stop();
     }
   });
@@ -431,13 +431,13 @@ describe('PLAIN without TLS', () => {
     });
     try {
       await server.addUser('alice', 'alice-secret');
-      const client = await server.connect({ listener: 'plain' });
+      const client = track(await server.connect({ listener: 'plain' }));
       assert.ok(client.mechanisms().includes('PLAIN'), client.mechanisms().join(', '));
       assert.ok(!client.mechanisms().some((m) => m.endsWith('-PLUS')));
       await client.login('alice', 'alice-secret', { mechanism: 'PLAIN' });
       assert.match(await client.bind(), /^alice@localhost\//);
-      await client.close();
     } finally {
+      for (const client of clients.splice(0)) await client.close().catch(() => undefined);
       await server.stop();
     }
   });
@@ -448,11 +448,12 @@ describe('STARTTLS required', () => {
     const server = await startTestServer({ toml: listeners('starttls_required') });
     try {
       await server.addUser('alice', 'alice-secret');
-      const client = await ScriptedClient.connect({ port: server.port('starttls'), domain: 'localhost', tls: 'none', name: 'cleartext' });
+      const client = track(await ScriptedClient.connect({ port: server.port('starttls'), domain: 'localhost', tls: 'none', name: 'cleartext' }));
       assert.deepEqual(client.mechanisms(), []);
       client.send(`<auth xmlns='${NS_SASL}' mechanism='PLAIN'>${b64('\0alice\0alice-secret')}</auth>`);
       await client.expectStreamError('policy-violation');
     } finally {
+      for (const client of clients.splice(0)) await client.close().catch(() => undefined);
       await server.stop();
     }
   });

@@ -26,12 +26,18 @@ function listeners(modes: string[], extra = ''): string {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Clients a test opened, closed after it whatever its outcome. */
+const clients: ScriptedClient[] = [];
+const track = (client: ScriptedClient) => (clients.push(client), client);
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) await client.close().catch(() => undefined);
+});
+
 describe('stream negotiation', () => {
   let server: TestServer;
   let alice: ScriptedClient;
   let bob: ScriptedClient;
-  const clients: ScriptedClient[] = [];
-  const track = (client: ScriptedClient) => (clients.push(client), client);
 
   before(async () => {
     server = await startTestServer({ toml: listeners(['starttls_required', 'direct', 'starttls']) });
@@ -42,10 +48,10 @@ describe('stream negotiation', () => {
     bob = await server.login('bob', 'bob-secret', { resource: 'pager' });
   });
 
-  after(() => server?.stop());
-
-  afterEach(async () => {
-    for (const client of clients.splice(0)) await client.close().catch(() => undefined);
+  after(async () => {
+    await alice?.close();
+    await bob?.close();
+    await server?.stop();
   });
 
   let round = 0;
@@ -265,8 +271,8 @@ describe('two domains on one server', () => {
   after(() => server?.stop());
 
   it('logs each user into their own domain and carries a message across', async () => {
-    const alice = await server.login('alice@a.test', 'alice-secret', { resource: 'a' });
-    const bob = await server.login('bob@b.test', 'bob-secret', { resource: 'b', listener: 'direct' });
+    const alice = track(await server.login('alice@a.test', 'alice-secret', { resource: 'a' }));
+    const bob = track(await server.login('bob@b.test', 'bob-secret', { resource: 'b', listener: 'direct' }));
     assert.equal(alice.streamAttributes?.from, 'a.test');
     assert.equal(bob.streamAttributes?.from, 'b.test');
     assert.equal(alice.jid, 'alice@a.test/a');
@@ -275,15 +281,12 @@ describe('two domains on one server', () => {
     await bob.expect("<message from='alice@a.test/a' to='bob@b.test/b' type='chat' id='x1'><body>across</body></message>");
     bob.send("<message to='alice@a.test/a' type='chat' id='x2'><body>and back</body></message>");
     await alice.expect("<message from='bob@b.test/b' to='alice@a.test/a' type='chat' id='x2'><body>and back</body></message>");
-    await alice.close();
-    await bob.close();
   });
 
   it('does not authenticate a user of one domain on the other', async () => {
-    const client = await server.connect({ domain: 'b.test' });
+    const client = track(await server.connect({ domain: 'b.test' }));
     const outcome = await client.authenticate('alice', 'alice-secret');
     assert.equal(outcome.ok ? 'ok' : outcome.condition, 'not-authorized');
-    await client.close();
   });
 });
 
@@ -297,24 +300,23 @@ describe('authentication timeout', () => {
 
   it('closes a stream that never authenticates with <connection-timeout/>', async () => {
     const started = performance.now();
-    const client = await server.connect();
+    const client = track(await server.connect());
     await client.expectStreamError('connection-timeout', { timeout: 3000 });
     const elapsed = performance.now() - started;
     assert.ok(elapsed >= 900 && elapsed < 2500, `closed after ${Math.round(elapsed)} ms`);
   });
 
   it('closes a stream that authenticated but never bound a resource', async () => {
-    const client = await server.connect();
+    const client = track(await server.connect());
     await client.login('alice', 'alice-secret');
     await client.expectStreamError('connection-timeout', { timeout: 3000 });
   });
 
   it('leaves a bound session alone once the timeout has passed', async () => {
-    const client = await server.login('alice', 'alice-secret', { resource: 'bound' });
+    const client = track(await server.login('alice', 'alice-secret', { resource: 'bound' }));
     await sleep(1500);
     const reply = await client.iq("<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
     assert.equal(reply.attrs.type, 'result');
-    await client.close();
   });
 });
 
@@ -329,7 +331,7 @@ describe('server pings on idle streams', () => {
   const PING = "<iq type='get' from='localhost' to='alice@localhost/{{any}}' id='{{any}}'><ping xmlns='urn:xmpp:ping'/></iq>";
 
   it('pings an idle bound stream and closes it with <connection-timeout/> when no answer comes', async () => {
-    const client = await server.login('alice', 'alice-secret', { resource: 'silent' });
+    const client = track(await server.login('alice', 'alice-secret', { resource: 'silent' }));
     const ping = await client.expect(PING, { timeout: 3000 });
     assert.equal(ping.attrs.to, 'alice@localhost/silent');
     const pinged = performance.now();
@@ -339,23 +341,21 @@ describe('server pings on idle streams', () => {
   });
 
   it('keeps a stream that answers its pings open', async () => {
-    const client = await server.login('alice', 'alice-secret', { resource: 'awake' });
+    const client = track(await server.login('alice', 'alice-secret', { resource: 'awake' }));
     for (let i = 0; i < 3; i++) {
       const ping = await client.expect(PING, { timeout: 3000 });
       client.send(`<iq type='result' id='${ping.attrs.id}'${i === 0 ? " to='localhost'" : ''}/>`);
     }
     const reply = await client.iq("<iq type='set' id='s2'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
     assert.equal(reply.attrs.type, 'result');
-    await client.close();
   });
 
   it('does not ping a stream that keeps talking', async () => {
-    const client = await server.login('alice', 'alice-secret', { resource: 'chatty' });
+    const client = track(await server.login('alice', 'alice-secret', { resource: 'chatty' }));
     for (let i = 0; i < 6; i++) {
       await sleep(400);
       client.send(' '); // whitespace keepalive (RFC 6120 §4.6.1)
     }
     await client.expectNothing(100);
-    await client.close();
   });
 });

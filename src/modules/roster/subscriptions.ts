@@ -243,6 +243,9 @@ export class Roster {
     await this.queue.run(bareOf(user), async () => {
       const { items } = await this.ctx.storage.roster.get(user);
       for (const item of items) this.cancelSubscriptions(user, item);
+      // Nobody is subscribed any more: the account's last unavailable presence (its sessions
+      // close next) must not go to the contacts a second time.
+      await this.ctx.storage.roster.removeAll(user);
     });
   }
 

@@ -1,6 +1,11 @@
 /**
  * Rosters: items, their groups (a child table, see migration 0001) and a per-account version
  * counter bumped in the same transaction as every change.
+ *
+ * Lock order: every transaction that writes a roster bumps (so locks, on PostgreSQL) the
+ * version row FIRST, then touches items and groups. Changes to one roster are therefore
+ * serialised and cannot deadlock each other. Removals that turn out to remove nothing roll
+ * back, so the version only moves when the roster did.
  */
 import type { Db } from '../database.ts';
 import type { RosterItem, RosterStore, Subscription, UserRef } from '../types.ts';
@@ -69,7 +74,8 @@ export class SqlRosterStore implements RosterStore, AccountData {
   }
 
   async remove(owner: UserRef, jid: string): Promise<number | undefined> {
-    return this.db.transaction().execute(async (trx) => {
+    return unlessNothingChanged(this.db.transaction().execute(async (trx) => {
+      const version = await bumpVersion(trx, owner);
       await trx.deleteFrom('roster_groups')
         .where('domain', '=', owner.domain)
         .where('username', '=', owner.username)
@@ -80,9 +86,9 @@ export class SqlRosterStore implements RosterStore, AccountData {
         .where('username', '=', owner.username)
         .where('jid', '=', jid)
         .executeTakeFirst();
-      if (Number(deleted.numDeletedRows) === 0) return undefined;
-      return bumpVersion(trx, owner);
-    });
+      if (Number(deleted.numDeletedRows) === 0) throw NOTHING_CHANGED;
+      return version;
+    }));
   }
 
   /**
@@ -90,15 +96,17 @@ export class SqlRosterStore implements RosterStore, AccountData {
    * restarting the counter could hand a client a version it already cached for other items.
    */
   async removeAll(owner: UserRef): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      if ((await deleteItems(trx, owner)) > 0) await bumpVersion(trx, owner);
-    });
+    await unlessNothingChanged(this.db.transaction().execute(async (trx) => {
+      await bumpVersion(trx, owner);
+      if ((await deleteItems(trx, owner)) === 0) throw NOTHING_CHANGED;
+    }));
   }
 
   /** The account is gone: items, groups and the version row. */
   async deleteAccountData(trx: Db, owner: UserRef): Promise<void> {
-    await deleteItems(trx, owner);
+    // Version row first, as everywhere (see the lock order above).
     await trx.deleteFrom('roster_versions').where('domain', '=', owner.domain).where('username', '=', owner.username).execute();
+    await deleteItems(trx, owner);
   }
 
   /** Items with their groups in one statement: one row per (item, group), or one with a null group. */
@@ -113,6 +121,18 @@ export class SqlRosterStore implements RosterStore, AccountData {
       .where('i.username', '=', owner.username)
       .orderBy('i.jid')
       .orderBy('g.group_name');
+  }
+}
+
+/** Thrown inside a transaction to roll it back when it turned out to change nothing. */
+const NOTHING_CHANGED = Symbol('nothing changed');
+
+async function unlessNothingChanged<T>(work: Promise<T>): Promise<T | undefined> {
+  try {
+    return await work;
+  } catch (error) {
+    if (error === NOTHING_CHANGED) return undefined;
+    throw error;
   }
 }
 

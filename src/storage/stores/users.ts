@@ -43,13 +43,16 @@ export class SqlUserStore implements UserStore, AccountData {
 
   async setCredentials(user: UserRef, credentials: ScramCredentials): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
-      // Replacing the rows (not upserting) also drops keys for hashes no longer issued.
-      const deleted = await trx.deleteFrom('user_scram')
+      if (!(await exists(trx, user))) return false;
+      // Upsert rather than delete-and-insert: two concurrent password changes on PostgreSQL
+      // then serialise on the rows instead of one failing on a duplicate key.
+      await insertCredentials(trx, user, credentials, true);
+      // Keys of any hash no longer issued go.
+      await trx.deleteFrom('user_scram')
         .where('domain', '=', user.domain)
         .where('username', '=', user.username)
-        .executeTakeFirst();
-      if (Number(deleted.numDeletedRows) === 0 && !(await exists(trx, user))) return false;
-      await insertCredentials(trx, user, credentials);
+        .where('hash', 'not in', HASHES)
+        .execute();
       return true;
     });
   }
@@ -89,7 +92,7 @@ async function exists(db: Db, user: UserRef): Promise<boolean> {
   return row !== undefined;
 }
 
-async function insertCredentials(trx: Db, user: UserRef, credentials: ScramCredentials): Promise<void> {
+async function insertCredentials(trx: Db, user: UserRef, credentials: ScramCredentials, replace = false): Promise<void> {
   await trx.insertInto('user_scram').values(HASHES.map((hash) => {
     const keys = credentials[hash];
     return {
@@ -101,5 +104,10 @@ async function insertCredentials(trx: Db, user: UserRef, credentials: ScramCrede
       stored_key: keys.storedKey,
       server_key: keys.serverKey,
     };
-  })).execute();
+  })).$if(replace, (insert) => insert.onConflict((oc) => oc.columns(['domain', 'username', 'hash']).doUpdateSet((eb) => ({
+    salt: eb.ref('excluded.salt'),
+    iterations: eb.ref('excluded.iterations'),
+    stored_key: eb.ref('excluded.stored_key'),
+    server_key: eb.ref('excluded.server_key'),
+  })))).execute();
 }

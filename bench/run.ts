@@ -1,0 +1,173 @@
+/**
+ * `npm run bench`: the benchmark orchestrator. It starts the server(s) under test (pinned to
+ * core 0), provisions accounts, and for every scenario variant starts a load-generator
+ * process (bench/generator.ts, pinned to core 1) and collects its figures. Each variant
+ * prints one JSON line prefixed `BENCH ` and a table; a run over several targets (--peers)
+ * ends with one comparison table. See `npm run bench -- --help` and docs/benchmarks.md.
+ */
+import { appendFileSync, readdirSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { HELP, parseOptions, type BenchOptions } from './lib/options.ts';
+import { scenarios } from './scenarios/index.ts';
+import { PeerTarget, RemoteTarget, loadPeers, type Target } from './lib/targets.ts';
+import { canPin, machineInfo, spawnPinned } from './lib/proc.ts';
+import { block, comparison } from './lib/report.ts';
+import { fmt, num, type Endpoint, type Figures, type ScenarioResult } from './lib/scenario.ts';
+import type { GeneratorJob } from './generator.ts';
+import os from 'node:os';
+
+const GENERATOR = fileURLToPath(new URL('./generator.ts', import.meta.url));
+
+let options: BenchOptions;
+try {
+  const parsed = parseOptions(process.argv.slice(2));
+  if (parsed === 'help') {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
+  options = parsed;
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).message}\n\n${HELP}`);
+  process.exit(2);
+}
+
+const log = (message: string) => { if (!options.quiet) process.stderr.write(`${message}\n`); };
+const print = (text: string) => { if (!options.quiet) process.stdout.write(`${text}\n`); };
+
+for (const name of options.scenarios) {
+  if (scenarios[name] === undefined) {
+    process.stderr.write(`bench: unknown scenario '${name}' (known: ${Object.keys(scenarios).join(', ')})\n`);
+    process.exit(2);
+  }
+}
+const selected = options.scenarios.map((name) => scenarios[name]);
+const perTarget = selected.filter((s) => !s.targetIndependent);
+const independent = selected.filter((s) => s.targetIndependent);
+const accounts = Math.max(1, ...perTarget.map((s) => s.accounts(options)));
+if (!options.pin || !canPin()) log('bench: not pinning (taskset missing, one core, or --no-pin): figures are less repeatable');
+
+async function makeTargets(): Promise<Target[]> {
+  if (options.host !== undefined) return [new RemoteTarget(options, log)];
+  const names = options.peers ? (options.only ?? ['meerkat', 'prosody', 'ejabberd']) : ['meerkat'];
+  const targets: Target[] = [];
+  for (const name of names) {
+    if (name === 'meerkat') {
+      const { MeerkatTarget } = await import('./lib/meerkat.ts');
+      targets.push(new MeerkatTarget(options, log));
+    } else if (name === 'prosody' || name === 'ejabberd') {
+      targets.push(new PeerTarget(name, loadPeers(options.peersDir, log), options, log));
+    } else {
+      throw new Error(`--only: unknown target '${name}'`);
+    }
+  }
+  return targets;
+}
+
+/** Runs one scenario variant in a fresh generator process pinned to core 1. */
+function runGenerator(job: GeneratorJob): Promise<Figures> {
+  return new Promise((resolve) => {
+    const child = spawnPinned(options.pin ? 1 : undefined, process.execPath, ['--import', 'tsx', GENERATOR], {
+      cwd: path.dirname(GENERATOR),
+      env: { ...process.env, MEERKAT_BENCH_JOB: JSON.stringify(job) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    child.once('exit', (code) => {
+      const result = /^RESULT (.*)$/m.exec(out);
+      if (result !== null) return resolve(JSON.parse(result[1]) as Figures);
+      const error = /^ERROR (.*)$/m.exec(out);
+      resolve({ error: error !== null ? (JSON.parse(error[1]) as { message: string }).message : `generator exited with ${code}` });
+    });
+  });
+}
+
+const results: (ScenarioResult & { version: string })[] = [];
+const machine = machineInfo();
+
+function record(target: string, version: string, scenario: string, variant: string, figures: Figures): void {
+  const entry = { scenario, variant, target, version, figures };
+  results.push(entry);
+  const line = JSON.stringify({ scenario, variant, target, version, time: new Date().toISOString(), loadavg1: Math.round(os.loadavg()[0] * 100) / 100, ...figures });
+  process.stdout.write(`BENCH ${line}\n`);
+  if (options.json !== undefined) appendFileSync(options.json, `${line}\n`);
+  const title = `${scenario} / ${variant} — ${target} ${version}`;
+  print('error' in figures ? block(title, [['error', String(figures.error)]]) : block(title, scenarios[scenario].rows(figures)));
+}
+
+/** The newest .cpuprofile Meerkat wrote into `dir`, summarised. */
+async function summariseProfile(dir: string): Promise<void> {
+  const { loadProfile, summarise, render } = await import('./cpuprofile-summary.ts');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f));
+  const newest = files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+  if (newest === undefined) {
+    log(`no .cpuprofile in ${dir} (did the server exit cleanly?)`);
+    return;
+  }
+  const summary = summarise(loadProfile(newest), 25);
+  process.stdout.write(`BENCH ${JSON.stringify({ scenario: 'cpu-profile', target: 'meerkat', file: newest, ...summary })}\n`);
+  print(`\nCPU profile of meerkat (${newest})\n${render(summary)}\n`);
+}
+
+let current: Target | undefined;
+const onSignal = () => {
+  log('bench: interrupted, stopping the server under test');
+  void (current?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+};
+process.once('SIGINT', onSignal);
+process.once('SIGTERM', onSignal);
+
+print(`Meerkat benchmark — node ${machine.node}, ${machine.cores} cores (${machine.cpu}), ${machine.memGiB} GiB, pinning: ${machine.pinned}, load average ${machine.loadavg1}`);
+process.stdout.write(`BENCH ${JSON.stringify({ machine, options, time: new Date().toISOString() })}\n`);
+
+const targets = await makeTargets();
+for (const target of targets) {
+  current = target;
+  log(`\n== ${target.name} ${target.version}: starting with ${accounts} accounts`);
+  try {
+    await target.start(accounts);
+    for (const scenario of perTarget) {
+      for (const variant of scenario.variants(options)) {
+        if (scenario.freshServer && target.managed) {
+          log(`${target.name}: restarting for a fresh ${scenario.name}/${variant} measurement`);
+          await target.restart();
+        }
+        log(`${target.name}: ${scenario.name}/${variant}`);
+        const figures = await runGenerator({ scenario: scenario.name, variant, endpoint: target.endpoint(), options });
+        if (scenario.freshServer && !target.managed) figures.freshServer = false;
+        record(target.name, target.version, scenario.name, variant, figures);
+      }
+    }
+  } catch (err) {
+    log(`${target.name}: ${(err as Error).message}`);
+    record(target.name, target.version, 'setup', 'start', { error: (err as Error).message.split('\n')[0] });
+  } finally {
+    await target.stop();
+    current = undefined;
+  }
+  if (options.cpuProf !== undefined && target.name === 'meerkat') await summariseProfile(options.cpuProf);
+}
+
+for (const scenario of independent) {
+  for (const variant of scenario.variants(options)) {
+    const endpoint: Endpoint = { target: scenario.name, host: '127.0.0.1', domain: options.domain, plainPort: 0, tlsPort: 0, userPrefix: '', password: '', accounts: 0 };
+    log(`${scenario.name}/${variant}`);
+    record(scenario.name, '-', scenario.name, variant, await runGenerator({ scenario: scenario.name, variant, endpoint, options }));
+  }
+}
+
+// Chat throughput as a fraction of the relay ceiling.
+const relay = results.find((r) => r.scenario === 'relay' && !('error' in r.figures));
+const ceiling = relay === undefined ? NaN : num(relay.figures, 'msgsPerSec');
+const ofRelay = (r: ScenarioResult): Record<string, string> =>
+  r.scenario === 'chat' && Number.isFinite(ceiling) ? { 'of relay': `${fmt((num(r.figures, 'msgsPerSec') / ceiling) * 100)}%` } : {};
+if (Number.isFinite(ceiling)) {
+  for (const r of results.filter((x) => x.scenario === 'chat' && !('error' in x.figures))) {
+    const fraction = Math.round((num(r.figures, 'msgsPerSec') / ceiling) * 1000) / 1000;
+    process.stdout.write(`BENCH ${JSON.stringify({ scenario: 'chat-vs-relay', variant: r.variant, target: r.target, chatMsgsPerSec: r.figures.msgsPerSec, relayMsgsPerSec: ceiling, fraction })}\n`);
+  }
+}
+const comparable = results.filter((r) => r.scenario !== 'setup');
+if (comparable.length > 0) print(`\nSummary${targets.length > 1 ? ' (all targets)' : ''}\n${'═'.repeat(20)}${comparison(comparable, scenarios, ofRelay)}\n`);
+process.exit(results.some((r) => 'error' in r.figures) ? 1 : 0);
