@@ -39,15 +39,16 @@ describe('bad input never disturbs other clients', () => {
     await server.addUser('mallory', 'mallory-password');
     alice = await server.login('alice', 'alice-password', { resource: 'ward' });
     bob = await server.login('bob', 'bob-password', { resource: 'pager' });
-    alice.send("<presence/>");
-    bob.send("<presence/>");
+    alice.send('<presence/>');
+    bob.send('<presence/>');
+    // Each gets its own presence back (RFC 6121 §4.2.2); after that the streams are quiet.
+    await alice.expect("<presence from='alice@localhost/ward'/>", { skip: true });
+    await bob.expect("<presence from='bob@localhost/pager'/>", { skip: true });
   });
 
   after(() => server.stop());
 
-  beforeEach(async () => {
-    // Presence noise from the setup is not what these tests look at.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  beforeEach(() => {
     alice.clear();
     bob.clear();
   });
