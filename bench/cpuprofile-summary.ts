@@ -3,7 +3,11 @@
  * (self time and total time including callees) and by source area (our src/ folders,
  * dependencies, Node internals, GC). Idle time is left out of the percentages.
  *
- * usage: node --import tsx bench/cpuprofile-summary.ts FILE.cpuprofile [--top N] [--json]
+ * `window` restricts it to samples taken between two CLOCK_MONOTONIC instants in
+ * microseconds (V8's profile timestamps use that clock, as does process.hrtime), such as
+ * the chat scenario's measured window, so start-up and module loading stay out.
+ *
+ * usage: node --import tsx bench/cpuprofile-summary.ts FILE.cpuprofile [--top N] [--window START_US,END_US] [--json]
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -77,7 +81,7 @@ function areaOf(frame: CallFrame): string {
   return file;
 }
 
-export function summarise(profile: CpuProfile, top = 25): ProfileSummary {
+export function summarise(profile: CpuProfile, top = 25, window?: [number, number]): ProfileSummary {
   const byId = new Map<number, ProfileNode>();
   for (const node of profile.nodes) byId.set(node.id, node);
   const parent = new Map<number, number>();
@@ -85,7 +89,14 @@ export function summarise(profile: CpuProfile, top = 25): ProfileSummary {
 
   // Self time per node from the sample stream (each delta belongs to the sample it precedes).
   const selfUs = new Map<number, number>();
+  let at = profile.startTime;
+  let first = Infinity;
+  let last = -Infinity;
   for (let i = 0; i < profile.samples.length; i++) {
+    at += profile.timeDeltas[i] ?? 0;
+    if (window !== undefined && (at < window[0] || at > window[1])) continue;
+    first = Math.min(first, at);
+    last = Math.max(last, at);
     const delta = profile.timeDeltas[i + 1] ?? 0;
     selfUs.set(profile.samples[i], (selfUs.get(profile.samples[i]) ?? 0) + Math.max(0, delta));
   }
@@ -133,7 +144,8 @@ export function summarise(profile: CpuProfile, top = 25): ProfileSummary {
     const total = fnTotal.get(key) ?? self;
     return {
       name: frame.functionName || '(anonymous)',
-      where: file === '' ? '' : `${file}:${frame.lineNumber + 1}`,
+      // Files run through tsx report line 1 (transpiled code): only real lines are shown.
+      where: file === '' ? '' : frame.lineNumber > 0 ? `${file}:${frame.lineNumber + 1}` : file,
       area: areaOf(frame),
       selfMs: ms(self),
       selfPct: pct(self),
@@ -148,7 +160,8 @@ export function summarise(profile: CpuProfile, top = 25): ProfileSummary {
     .slice(0, Math.min(top, 20))
     .map(([key]) => cost(key));
   const areas = [...areaSelf.entries()].sort((a, b) => b[1] - a[1]).map(([area, us]) => ({ area, selfMs: ms(us), selfPct: pct(us) }));
-  return { durationMs: ms(profile.endTime - profile.startTime), busyMs: ms(busy), idleMs: ms(idle), gcMs: ms(gc), functions, own, areas };
+  const span = window === undefined ? profile.endTime - profile.startTime : Math.max(0, last - first);
+  return { durationMs: ms(span), busyMs: ms(busy), idleMs: ms(idle), gcMs: ms(gc), functions, own, areas };
 }
 
 export function render(summary: ProfileSummary): string {
@@ -173,14 +186,16 @@ export function loadProfile(file: string): CpuProfile {
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
-  const file = args.find((a) => !a.startsWith('--'));
+  const file = args.find((a, i) => !a.startsWith('--') && !['--top', '--window'].includes(args[i - 1]));
   if (file === undefined) {
     process.stderr.write('usage: node --import tsx bench/cpuprofile-summary.ts FILE.cpuprofile [--top N] [--json]\n');
     process.exit(2);
   }
   const topAt = args.indexOf('--top');
   const top = topAt === -1 ? 25 : Number(args[topAt + 1]);
+  const windowAt = args.indexOf('--window');
+  const window = windowAt === -1 ? undefined : (args[windowAt + 1].split(',').map(Number) as [number, number]);
   const profile = loadProfile(file);
-  const summary = summarise(profile, top);
+  const summary = summarise(profile, top, window);
   process.stdout.write(args.includes('--json') ? `${JSON.stringify(summary)}\n` : `${render(summary)}\n`);
 }

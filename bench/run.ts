@@ -96,18 +96,25 @@ function record(target: string, version: string, scenario: string, variant: stri
   print('error' in figures ? block(title, [['error', String(figures.error)]]) : block(title, scenarios[scenario].rows(figures)));
 }
 
-/** The newest .cpuprofile Meerkat wrote into `dir`, summarised. */
+/**
+ * Summarises the main-thread profile Meerkat just wrote into `dir` (names end in
+ * .<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread, the others are tsx's loader
+ * worker), cut to the last chat window when there was one.
+ */
 async function summariseProfile(dir: string): Promise<void> {
   const { loadProfile, summarise, render } = await import('./cpuprofile-summary.ts');
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f));
+  const files = readdirSync(dir).filter((f) => /\.0\.\d+\.cpuprofile$/.test(f)).map((f) => path.join(dir, f));
   const newest = files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
   if (newest === undefined) {
-    log(`no .cpuprofile in ${dir} (did the server exit cleanly?)`);
+    log(`no main-thread .cpuprofile in ${dir} (did the server exit cleanly?)`);
     return;
   }
-  const summary = summarise(loadProfile(newest), 25);
-  process.stdout.write(`BENCH ${JSON.stringify({ scenario: 'cpu-profile', target: 'meerkat', file: newest, ...summary })}\n`);
-  print(`\nCPU profile of meerkat (${newest})\n${render(summary)}\n`);
+  const chat = results.filter((r) => r.target === 'meerkat' && r.scenario === 'chat' && Array.isArray(r.figures.windowMonotonicUs)).at(-1);
+  const window = chat?.figures.windowMonotonicUs as [number, number] | undefined;
+  const summary = summarise(loadProfile(newest), 25, window);
+  const scope = window === undefined ? 'whole run' : `chat/${chat!.variant} measured window only`;
+  process.stdout.write(`BENCH ${JSON.stringify({ scenario: 'cpu-profile', target: 'meerkat', file: newest, scope, window, ...summary })}\n`);
+  print(`\nCPU profile of meerkat, ${scope} (${newest})\n${render(summary)}\n`);
 }
 
 let current: Target | undefined;

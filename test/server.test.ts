@@ -13,6 +13,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { openStorage } from '../src/storage/index.ts';
+import { trustCertificate } from './support/tls-trust.ts';
 import { ScriptedClient, connectXmppJs, startServerProcess, xml } from './support/index.ts';
 
 const CLI = fileURLToPath(new URL('../bin/meerkat.js', import.meta.url));
@@ -26,6 +27,7 @@ describe('meerkat start with the built-in defaults', () => {
     child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
     child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString(); });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let untrust = () => undefined as void;
     try {
       const deadline = Date.now() + 30_000;
       while (!((await accepts(5222)) && (await accepts(5223)))) {
@@ -34,6 +36,7 @@ describe('meerkat start with the built-in defaults', () => {
       }
       assert.ok(existsSync(path.join(cwd, 'data', 'meerkat.sqlite')), 'SQLite database in ./data');
       const certificate = await readFile(path.join(cwd, 'data', 'self-signed.crt'), 'utf8');
+      untrust = trustCertificate(certificate, ['localhost']);
 
       // An operator adds an account while the server runs.
       const added = spawnSync(process.execPath, [CLI, 'user', 'add', 'nurse@localhost', '--password-stdin'], { cwd, input: 'night-shift-2026\n', encoding: 'utf8' });
@@ -53,6 +56,7 @@ describe('meerkat start with the built-in defaults', () => {
       await scripted.expectStreamError('system-shutdown', { skip: true });
       assert.equal(await exited, 0, output);
     } finally {
+      untrust();
       child.kill('SIGKILL');
       await exited;
       await rm(cwd, { recursive: true, force: true });

@@ -48,6 +48,8 @@ export interface ChatLoadFigures {
   errors: number;
   serverCpuPct: number | null;
   generatorCpuPct: number;
+  /** The measured window in CLOCK_MONOTONIC µs (to cut a server CPU profile to it). */
+  windowMonotonicUs: [number, number];
 }
 
 /** Received sequence numbers of one direction, as a growable bitset. */
@@ -155,9 +157,11 @@ export async function runChatLoad(pairs: ChatPair[], options: ChatLoadOptions): 
   options.log(`measuring ${options.durationS}s`);
   const meter = new CpuMeter(options.serverPid);
   const windowStart = performance.now();
+  const monotonicStart = Number(process.hrtime.bigint() / 1000n);
   measuring = true;
   await sleep(options.durationS * 1000);
   measuring = false;
+  const monotonicEnd = Number(process.hrtime.bigint() / 1000n);
   const windowSeconds = (performance.now() - windowStart) / 1000;
   const cpu = meter.read();
   running = false;
@@ -178,6 +182,7 @@ export async function runChatLoad(pairs: ChatPair[], options: ChatLoadOptions): 
     duplicated,
     errors,
     ...cpu,
+    windowMonotonicUs: [monotonicStart, monotonicEnd],
   };
 }
 
