@@ -104,7 +104,11 @@ export class Router {
 
   private runIqHandler(handler: IqHandler, stanza: XmlElement, payload: XmlElement, from: Jid, to: Jid, session: Session | undefined): void {
     const reply = (result: XmlElement | void) => {
-      this.route(el('iq', { type: 'result', id: stanza.attrs.id, from: stanza.attrs.to, to: stanza.attrs.from }, result ?? undefined));
+      const response = el('iq', { type: 'result', id: stanza.attrs.id, from: stanza.attrs.to, to: stanza.attrs.from }, result ?? undefined);
+      // An IQ without `to` was answered for the sender's own account: the result has no
+      // `from` either (RFC 6120 §10.3.3), so it cannot be routed; it goes straight back.
+      if (response.attrs.from === undefined) session?.send(response);
+      else this.route(response);
     };
     const fail = (err: unknown) => {
       if (!(err instanceof StanzaError)) this.log.error({ err, xmlns: payload.attrs.xmlns }, 'IQ handler failed');

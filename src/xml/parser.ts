@@ -11,6 +11,7 @@
  * paths; every decision depends only on the characters before it, so any split of the input
  * into chunks gives the same events and the same error. See docs/xml-parser.md.
  */
+import { isUtf8 } from 'node:buffer';
 import { XmlElement } from './element.ts';
 import type { StreamErrorCondition } from './errors.ts';
 import * as chars from './chars.ts';
@@ -52,9 +53,6 @@ const DECL =
   /^[ \t\r\n]*version[ \t\r\n]*=[ \t\r\n]*(?:'1\.[0-9]+'|"1\.[0-9]+")(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(?:'([A-Za-z][A-Za-z0-9._-]*)'|"([A-Za-z][A-Za-z0-9._-]*)"))?(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(?:'(?:yes|no)'|"(?:yes|no)"))?[ \t\r\n]*$/;
 
 const CDATA_OPEN = '[CDATA[';
-
-/** Strict UTF-8: throws on any invalid sequence; a BOM is kept, for the prolog to judge. */
-const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Up to this many attributes, duplicates are found by comparing names. */
 const ATTR_NAMES = 8;
@@ -228,15 +226,11 @@ export class StreamParser {
     if (cut < n) this.held = Buffer.from(buf.subarray(cut));
     if (cut === 0) return;
     let valid = cut;
-    let s: string;
-    try {
-      // Validates (overlongs, surrogates and all) as it decodes.
-      s = UTF8.decode(cut === n ? buf : buf.subarray(0, cut));
-    } catch {
+    if (!isUtf8(cut === n ? buf : buf.subarray(0, cut))) {
       valid = firstInvalidUtf8(buf, cut);
       this.held = null;
-      s = buf.toString('utf8', 0, valid);
     }
+    const s = buf.toString('utf8', 0, valid);
     this.ascii = s.length === valid;
     this.chunkBytes = valid;
     let end = s.length;

@@ -411,6 +411,9 @@ describe('SASL failure throttling', () => {
       const client = track(await server.connect());
       const blocked = await client.authenticate('ALICE', 'alice-secret');
       assert.equal(blocked.ok ? 'ok' : blocked.condition, 'temporary-auth-failure');
+      // A wrong password gets the same answer: nothing tells a right guess from a wrong one.
+      const guess = await client.authenticate('alice', 'guess', { mechanism: 'PLAIN' });
+      assert.equal(guess.ok ? 'ok' : guess.condition, 'temporary-auth-failure');
       // The same stream (and address) can still log another account in.
       await client.login('bob', 'bob-secret');
       assert.match(await client.bind(), /^bob@localhost\//);

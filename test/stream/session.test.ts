@@ -149,6 +149,20 @@ describe('stream negotiation', () => {
     await client.login('carol', 'carol-secret', { mechanism: 'SCRAM-SHA-256-PLUS' });
   });
 
+  it('refuses STARTTLS once SASL has begun (TLS comes first, RFC 6120 §5.3.1)', async () => {
+    const during = track(await ScriptedClient.connect({ port: server.port('starttls-optional'), domain: 'localhost', tls: 'none', name: 'during-sasl' }));
+    during.send(`<auth xmlns='${NS_SASL}' mechanism='SCRAM-SHA-256'>${Buffer.from('n,,n=carol,r=abcdefghijkl').toString('base64')}</auth>`);
+    await during.expect(`<challenge xmlns='${NS_SASL}'/>`);
+    during.send(`<starttls xmlns='${NS_TLS}'/>`);
+    await during.expectStreamError('policy-violation');
+
+    const afterAuth = track(await ScriptedClient.connect({ port: server.port('starttls-optional'), domain: 'localhost', tls: 'none', name: 'after-sasl' }));
+    await afterAuth.login('carol', 'carol-secret', { mechanism: 'SCRAM-SHA-1' });
+    assert.equal(afterAuth.features().getChild('starttls', NS_TLS), undefined, 'no STARTTLS offered after authentication');
+    afterAuth.send(`<starttls xmlns='${NS_TLS}'/>`);
+    await afterAuth.expectStreamError('policy-violation');
+  });
+
   describe('stream header errors', () => {
     const cases: Array<[string, Record<string, string | undefined>, string]> = [
       ['a stream element in the wrong namespace', { 'xmlns:stream': 'urn:wrong' }, 'invalid-namespace'],
