@@ -32,7 +32,10 @@ try {
   process.exit(2);
 }
 
-const log = (message: string) => { if (!options.quiet) process.stderr.write(`${message}\n`); };
+const t0 = performance.now();
+const log = (message: string) => {
+  if (!options.quiet) process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${message.replace(/^\n/, '')}\n`);
+};
 const print = (text: string) => { if (!options.quiet) process.stdout.write(`${text}\n`); };
 
 for (const name of options.scenarios) {
@@ -84,7 +87,7 @@ function runGenerator(job: GeneratorJob): Promise<Figures> {
 }
 
 const results: (ScenarioResult & { version: string })[] = [];
-const machine = machineInfo();
+const machine = machineInfo(options.pin);
 
 function record(target: string, version: string, scenario: string, variant: string, figures: Figures): void {
   const entry = { scenario, variant, target, version, figures };
@@ -136,13 +139,13 @@ for (const target of targets) {
     await target.start(accounts);
     for (const scenario of perTarget) {
       for (const variant of scenario.variants(options)) {
-        if (scenario.freshServer && target.managed) {
+        if (scenario.freshServer && target.managed && options.restart) {
           log(`${target.name}: restarting for a fresh ${scenario.name}/${variant} measurement`);
           await target.restart();
         }
         log(`${target.name}: ${scenario.name}/${variant}`);
         const figures = await runGenerator({ scenario: scenario.name, variant, endpoint: target.endpoint(), options });
-        if (scenario.freshServer && !target.managed) figures.freshServer = false;
+        if (scenario.freshServer && !(target.managed && options.restart)) figures.freshServer = false;
         record(target.name, target.version, scenario.name, variant, figures);
       }
     }

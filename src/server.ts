@@ -45,7 +45,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const { general, auth } = config;
   const storage = await openStorage(
     config.storage.backend === 'postgres'
-      ? { backend: 'postgres', url: config.storage.postgres.url!, poolSize: config.storage.postgres.pool_size }
+      ? { backend: 'postgres', url: config.storage.postgres.url!, poolSize: config.storage.postgres.pool_size, schema: config.storage.postgres.schema }
       : { backend: 'sqlite', path: path.resolve(general.data_dir, config.storage.sqlite.path) },
     log,
   );

@@ -39,6 +39,7 @@ export interface BenchOptions {
   chatVariants: string[];
   // run
   pin: boolean;
+  restart: boolean;
   keep: boolean;
   cpuProf?: string;
   json?: string;
@@ -96,6 +97,8 @@ load knobs
 
 run
   --no-pin              do not pin with taskset
+  --no-restart          do not restart a server the bench manages before each idle
+                        variant (faster, but memory figures then include earlier growth)
   --cpu-prof DIR        run Meerkat under node --cpu-prof, profiles into DIR
   --json FILE           also append the JSON lines to FILE
   --quiet               JSON lines only
@@ -154,6 +157,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       drain: { type: 'string' },
       'chat-variants': { type: 'string' },
       'no-pin': { type: 'boolean' },
+      'no-restart': { type: 'boolean' },
       'cpu-prof': { type: 'string' },
       json: { type: 'string' },
       quiet: { type: 'boolean' },
@@ -196,6 +200,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     drain: int(values.drain, 'drain', 5),
     chatVariants: list(values['chat-variants'], ['plain']),
     pin: !(values['no-pin'] ?? false),
+    restart: !(values['no-restart'] ?? false),
     keep: values.keep ?? false,
     cpuProf: values['cpu-prof'],
     json: values.json,

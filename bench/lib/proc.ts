@@ -143,7 +143,7 @@ export async function terminate(child: ChildProcess, graceMs = 5000): Promise<vo
   clearTimeout(timer);
 }
 
-export function machineInfo(): Record<string, string | number> {
+export function machineInfo(pin: boolean): Record<string, string | number> {
   const cpus = os.cpus();
   return {
     node: process.version,
@@ -151,7 +151,7 @@ export function machineInfo(): Record<string, string | number> {
     cpu: cpus[0]?.model.trim() ?? 'unknown',
     memGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     kernel: os.release(),
-    pinned: canPin() ? 'server core 0, generator core 1' : 'no (taskset missing or one core)',
+    pinned: !pin ? 'no (--no-pin)' : canPin() ? 'server core 0, generator core 1' : 'no (taskset missing or one core)',
     loadavg1: Math.round(os.loadavg()[0] * 100) / 100,
   };
 }

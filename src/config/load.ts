@@ -109,18 +109,17 @@ function knownKeys(keys: readonly PropertyKey[]): string[] {
   return def.type === 'object' && def.shape ? Object.keys(def.shape) : [];
 }
 
+/** Edit distance counting a swap of neighbours as one edit (optimal string alignment). */
 function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
-    let previous = row[0];
-    row[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const current = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
-      previous = current;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
     }
   }
-  return row[b.length];
+  return d[a.length][b.length];
 }
 
 function unknownKeyMessage(parent: readonly PropertyKey[], key: string): string {
@@ -223,7 +222,12 @@ export function modulesForHost(
     const enabled = table === undefined ? definition.enabledByDefault !== false : table.enabled !== false;
     if (!enabled) continue;
     if (table === undefined) {
-      out.push({ definition, config: definition.config.parse({}) });
+      const parsed = definition.config.safeParse({}, { error: errorMap });
+      if (!parsed.success) {
+        // A module on by default must work without a table; one that cannot needs its keys.
+        throw new ConfigError('configuration', problemsOf(parsed.error).map((p) => ({ ...p, path: formatPath(['modules', definition.name]) + (p.path ? `.${p.path}` : '') })));
+      }
+      out.push({ definition, config: parsed.data });
     } else {
       const { enabled: _enabled, ...moduleConfig } = table;
       out.push({ definition, config: moduleConfig });

@@ -104,11 +104,13 @@ export function typeName(schema: Schema): string {
       if (pattern) parts.push(`matching \`${pattern.source}\``);
       if (min !== undefined && min > 1) parts.push(`at least ${min} characters`);
       if (max !== undefined) parts.push(`at most ${max} characters`);
-      if (min === 1 && max === undefined && !pattern) parts.push('non-empty');
+      if (min === 1) parts.push('non-empty');
       return parts.join(', ');
     }
-    case 'number':
-      return [def.format === 'safeint' || def.format === 'int32' ? 'integer' : 'number', ...bounds(checks, '')].join(', ');
+    case 'number': {
+      const integer = [def.format, ...checks.map((c) => c.format)].some((f) => f === 'safeint' || f === 'int32' || f === 'uint32');
+      return [integer ? 'integer' : 'number', ...bounds(checks, '')].join(', ');
+    }
     case 'boolean':
       return 'boolean';
     case 'enum':
@@ -118,7 +120,7 @@ export function typeName(schema: Schema): string {
     case 'array': {
       const min = checks.find((c) => c.check === 'min_length')?.minimum;
       const element = field(def.element!).schema;
-      const of = isObject(element) ? 'tables' : typeName(element);
+      const of = isObject(element) ? 'tables' : plural(typeName(element));
       return `array of ${of}${min ? ` (at least ${min})` : ''}`;
     }
     case 'pipe':
@@ -129,6 +131,13 @@ export function typeName(schema: Schema): string {
     default:
       return def.type;
   }
+}
+
+/** 'string' → 'strings', 'one of "a", "b"' → 'values, each one of "a", "b"'. */
+function plural(type: string): string {
+  if (type.startsWith('one of ')) return `values, each ${type}`;
+  const [head, ...rest] = type.split(', ');
+  return [`${head}s`, ...rest].join(', ');
 }
 
 function tomlValue(value: unknown): string {
@@ -150,7 +159,8 @@ function defaultCell(presence: Field['presence'], schema: Schema): string {
   return `\`${tomlValue(value)}\``;
 }
 
-const cell = (text: string) => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+/** Table cell text: no pipes or newlines, and XML like <policy-violation/> shown, not parsed as HTML. */
+const cell = (text: string) => text.replaceAll('|', '\\|').replaceAll('\n', ' ').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
 
 interface Row {
   key: string;
@@ -181,9 +191,10 @@ function table(rowList: Row[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-function section(heading: string, schema: Schema): string {
+function section(heading: string, schema: Schema, about?: string): string {
   const f = field(schema);
-  const description = f.description ? `${f.description}\n\n` : '';
+  const text = about ?? f.description;
+  const description = text ? `${text}\n\n` : '';
   return `## \`${heading}\`\n\n${description}${table(rows(f.schema))}`;
 }
 
@@ -192,12 +203,15 @@ function moduleSection(definition: ModuleDefinition): string {
   const status = on
     ? 'On by default (`enabled = false` switches it off).'
     : 'Off by default: a `[modules.' + definition.name + ']` table switches it on.';
-  return `### \`[modules.${definition.name}]\`\n\n${status}\n\n${table(rows(moduleTableSchema(definition)))}`;
+  const keys = rows(moduleTableSchema(definition));
+  const ordered = [...keys.filter((r) => r.key === 'enabled'), ...keys.filter((r) => r.key !== 'enabled')];
+  return `### \`[modules.${definition.name}]\`\n\n${status}\n\n${table(ordered)}`;
 }
 
 /** The whole reference, for a module list (the server's by default). */
 export function generateReference(modules: readonly ModuleDefinition[] = allModules): string {
   const shape = defOf(field(buildConfigSchema(modules)).schema).shape!;
+  const listeners = field(defOf(field(shape.listen).schema).shape!.c2s);
   const hostConfigElement = field(defOf(field(shape.host_config).schema).element!).schema;
   const parts = [
     `# Configuration reference
@@ -219,8 +233,7 @@ annotated example serving two domains.
 `,
     section('[general]', shape.general),
     section('[tls]', shape.tls),
-    section('[[listen.c2s]]', defOf(field(defOf(field(shape.listen).schema).shape!.c2s).schema).element!)
-      .replace('## `[[listen.c2s]]`\n\n', `## \`[[listen.c2s]]\`\n\n${field(defOf(field(shape.listen).schema).shape!.c2s).description}\n\n`),
+    section('[[listen.c2s]]', defOf(listeners.schema).element!, listeners.description),
     section('[auth]', shape.auth),
     section('[storage]', shape.storage),
     `## \`[modules.<name>]\`

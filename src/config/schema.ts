@@ -191,6 +191,8 @@ const storage = z.object({
       .describe('Connection URL, e.g. "postgres://meerkat:secret@db.internal:5432/meerkat". Required when backend = "postgres".'),
     pool_size: int(1, 1000).default(10)
       .describe('Most simultaneous connections to PostgreSQL.'),
+    schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'must be a lowercase PostgreSQL identifier' }).default('public')
+      .describe('Schema holding Meerkat\'s tables (created when missing), so one database can host several installations.'),
   }).strict().prefault({})
     .describe('PostgreSQL settings (backend = "postgres").'),
 }).strict().superRefine((value, ctx) => {
@@ -204,7 +206,7 @@ const storage = z.object({
 /** A module's table as parsed: its own config (defaults applied) plus the `enabled` switch. */
 export type ModuleTable = Record<string, unknown> & { enabled?: boolean };
 
-export const ENABLED_DESCRIPTION = 'Load this module. Default: on for every module except those marked "off by default", which a [modules.<name>] table switches on.';
+export const ENABLED_DESCRIPTION = 'false switches the module off. A table without this key switches the module on, even one that is off by default.';
 
 /** The schema of `[modules.<name>]` for one module: its config schema plus `enabled`. */
 export function moduleTableSchema(definition: ModuleDefinition): z.ZodType<ModuleTable> {

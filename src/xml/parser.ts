@@ -796,7 +796,8 @@ export class StreamParser {
     if (name === 'xmlns') {
       // A default namespace needs no tracking (absence means the stream's); only misuse is noted.
       if (value === XML_NS || value === XMLNS_NS) (this.decls ??= []).push('', value);
-    } else if (colon) {
+    } else if (colon && name !== 'xml:lang') {
+      // (xml: is always bound, and to a namespace no other prefix may have: xml:lang cannot clash.)
       if (name.length > 6 && name.charCodeAt(5) === 58 && name.startsWith('xmlns')) (this.decls ??= []).push(name.slice(6), value);
       else (this.prefixed ??= []).push(name);
     }

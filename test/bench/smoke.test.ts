@@ -113,7 +113,7 @@ function runBench(args: string[]): Promise<{ code: number | null; lines: BenchLi
 describe('npm run bench (tiny)', () => {
   it('runs every scenario against a Meerkat it starts, with every message delivered once', async () => {
     const { code, lines, stderr } = await runBench([
-      '--no-pin', '--quiet',
+      '--no-pin', '--no-restart', '--quiet',
       '-s', 'login,idle,chat,relay',
       '--login-n', '6', '--login-c', '3',
       '--idle-n', '4', '--idle-settle', '0.2', '--idle-variants', 'plain',

@@ -23,7 +23,7 @@ describe('XEP-0191 blocking command', () => {
   let n = 0;
 
   before(async () => {
-    server = await startTestServer({ hosts: ['localhost', OTHER], listeners: ['starttls'] });
+    server = await startTestServer({ hosts: ['localhost', OTHER], listeners: ['starttls'], toml: '[modules.blocking]\nmax_items = 5\n' });
   });
   after(() => server.stop());
 
@@ -125,6 +125,9 @@ describe('XEP-0191 blocking command', () => {
     await a.expect(`<iq type='error' id='e3'><error type='modify'><jid-malformed xmlns='${NS_STANZAS}'/></error></iq>`);
     a.send(`<iq type='set' id='e4'><unblock xmlns='${NS}'><item jid='@nope'/></unblock></iq>`);
     await a.expect(`<iq type='error' id='e4'><error type='modify'><jid-malformed xmlns='${NS_STANZAS}'/></error></iq>`);
+    // At most max_items (5 here) JIDs, checked before anything is stored.
+    a.send(`<iq type='set' id='e6'><block xmlns='${NS}'>${items(['a@x', 'b@x', 'c@x', 'd@x', 'e@x', 'f@x'])}</block></iq>`);
+    await a.expect(`<iq type='error' id='e6'><error><policy-violation xmlns='${NS_STANZAS}'/></error></iq>`);
     // Nothing changed, nothing was pushed.
     await a.expectNothing(200);
     assert.deepEqual(await requestList(a), []);
@@ -336,6 +339,26 @@ describe('XEP-0191 blocking command', () => {
       b.send('<presence><show>xa</show></presence>');
       await one.expect(`<presence from='${b.jid}'><show>xa</show></presence>`, { skip: true });
       for (const c of [one, two, b]) await c.close();
+    });
+
+    it('holds for presence broadcast by the server, across the hosts of the server', async () => {
+      const [alice, carol] = await users('alice', `carol@${OTHER}`);
+      await subscribe(alice, carol);
+      const c = await login(carol, 'x');
+      await block(c, [alice]);
+      const a = await login(alice, 'one');
+      a.send('<presence/>');
+      await new Promise((r) => setTimeout(r, 100));
+      c.send('<presence><show>away</show></presence>');
+      await new Promise((r) => setTimeout(r, 300));
+      // Neither carol's broadcast (nor her answer to alice's probe) reached alice, and
+      // alice's broadcast did not reach carol.
+      assert.ok(!a.clear().some((e) => e.attrs.from?.startsWith(carol)), 'no presence from carol');
+      assert.ok(!c.clear().some((e) => e.attrs.from?.startsWith(alice)), 'no presence from alice');
+      await unblock(c, [alice]);
+      await a.expect(`<presence from='${c.jid}'><show>away</show></presence>`, { skip: true });
+      await a.close();
+      await c.close();
     });
 
     it('sends nothing to a contact who does not receive the presence', async () => {

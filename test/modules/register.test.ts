@@ -126,7 +126,7 @@ describe('in-band registration', () => {
     const c = await server.connect();
     const cases: Array<[string | undefined, string | undefined]> = [
       ['nopassword', undefined], ['nopassword', ''], [undefined, 'long enough password'], ['', 'long enough password'],
-      ['shortpw', 'short'], ['ctrlpw', 'bell\u0007bell-password'],
+      ['shortpw', 'short'], ['ctrlpw', 'tabbed\tpassword'],
     ];
     for (const [i, [username, password]] of cases.entries()) {
       c.send(registerSet(`w${i}`, username, password));
@@ -183,6 +183,12 @@ describe('in-band registration', () => {
 
   it('removes the account: result first, then every session ends and login fails', async () => {
     await server.addUser('leaver', 'leaver-password');
+    await server.addUser('friend', 'friend-password');
+    const both = { subscription: 'both' as const, askOut: false, askIn: false, groups: [] };
+    await server.server.storage.roster.put({ username: 'leaver', domain: server.domain }, { jid: `friend@${server.domain}`, ...both });
+    await server.server.storage.roster.put({ username: 'friend', domain: server.domain }, { jid: `leaver@${server.domain}`, ...both });
+    const friend = await server.login('friend', 'friend-password', { resource: 'f' });
+    await friend.iq(`<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>`);
     const one = await server.login('leaver', 'leaver-password', { resource: 'one' });
     const two = await server.login('leaver', 'leaver-password', { resource: 'two' });
     one.send(`<iq type='set' id='bye'><query xmlns='${NS_REGISTER}'><remove/><username>leaver</username></query></iq>`);
@@ -191,6 +197,9 @@ describe('in-band registration', () => {
     await one.expect(`<iq type='result' id='bye2'/>`);
     await one.expectStreamError('not-authorized');
     await two.expectStreamError('not-authorized', { skip: true });
+    // The contact's roster no longer has a subscription with the removed account.
+    await friend.expect(`<iq type='set'><query xmlns='jabber:iq:roster'><item jid='leaver@${server.domain}' subscription='none'/></query></iq>`, { skip: true });
+    await friend.close();
 
     const probe = await server.connect();
     const outcome = await probe.authenticate('leaver', 'leaver-password');

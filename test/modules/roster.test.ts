@@ -103,7 +103,7 @@ describe('roster management (RFC 6121 §2)', () => {
     await expectPush(a, `${contact}||none||`);
     await expectPush(b, `${contact}||none||`);
 
-    const result = await rosterGet(c);
+    const result = await rosterGet(a);
     assert.deepEqual(items(result.getChild('query')), [`${contact}||none||`]);
 
     // §2.5: remove.

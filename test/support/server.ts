@@ -4,6 +4,7 @@
  * storage. Logs are kept in memory (`logs`); MEERKAT_TEST_LOG=debug (or info, warn...) sets
  * the level and echoes them to stderr. MEERKAT_TEST_KEEP=1 keeps the data folder.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +18,7 @@ import { buildTestConfig, portOf, type ListenerKind, type TestConfigOptions } fr
 import { trustCertificate } from './tls-trust.ts';
 import { clientFactory, type ClientFactory } from './clients.ts';
 import { createAccount, type TestUser } from './accounts.ts';
+import { postgresQuery } from './storage-backends.ts';
 
 export type { ListenerKind } from './test-config.ts';
 export { startServerProcess, type ServerProcess, type ServerProcessOptions } from './server-process.ts';
@@ -68,9 +70,14 @@ function capturingLogger(lines: string[], loglevel: string): Logger {
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'meerkat-test-'));
-  const cleanup = () => (process.env.MEERKAT_TEST_KEEP ? Promise.resolve() : rm(dataDir, { recursive: true, force: true }));
+  const postgresSchema = options.storage === 'postgres' ? `meerkat_test_${randomBytes(6).toString('hex')}` : undefined;
+  const cleanup = async () => {
+    if (process.env.MEERKAT_TEST_KEEP) return;
+    await rm(dataDir, { recursive: true, force: true });
+    if (postgresSchema !== undefined) await postgresQuery(`drop schema if exists "${postgresSchema}" cascade`);
+  };
   try {
-    const built = buildTestConfig(dataDir, options);
+    const built = buildTestConfig(dataDir, options, [], postgresSchema);
     const configPath = path.join(dataDir, 'meerkat.toml');
     await writeFile(configPath, built.text);
     const config = parseConfig(built.text, configPath);

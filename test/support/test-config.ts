@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { parse, stringify, type TomlTable } from 'smol-toml';
+import { POSTGRES_URL } from './storage-backends.ts';
 
 /** starttls = STARTTLS required; starttls-optional = offered; direct = XEP-0368; plain = no TLS at all. */
 export type ListenerKind = 'starttls' | 'starttls-optional' | 'direct' | 'plain';
@@ -23,6 +24,11 @@ export interface TestConfigOptions {
   toml?: string;
   /** Listeners in order. Default: STARTTLS-required, then direct TLS. */
   listeners?: ListenerKind[];
+  /**
+   * 'postgres': the server stores into a fresh schema of the test PostgreSQL database
+   * (MEERKAT_TEST_POSTGRES_URL), dropped when the server stops. Default 'sqlite'.
+   */
+  storage?: 'sqlite' | 'postgres';
 }
 
 export interface TestConfig {
@@ -47,12 +53,14 @@ function merge(base: TomlTable, extra: TomlTable): TomlTable {
 }
 
 /** `ports[i]` fixes listener i's port (for a server in another process); 0 = ephemeral. */
-export function buildTestConfig(dataDir: string, options: TestConfigOptions = {}, ports: number[] = []): TestConfig {
+export function buildTestConfig(dataDir: string, options: TestConfigOptions = {}, ports: number[] = [], postgresSchema?: string): TestConfig {
   const hosts = options.hosts ?? ['localhost'];
   const listeners = options.listeners ?? ['starttls', 'direct'];
   const base: TomlTable = {
     general: { hosts, data_dir: dataDir, loglevel: process.env.MEERKAT_TEST_LOG ?? 'warn' },
-    storage: { backend: 'sqlite', sqlite: { path: path.join(dataDir, 'meerkat.sqlite') } },
+    storage: postgresSchema === undefined
+      ? { backend: 'sqlite', sqlite: { path: path.join(dataDir, 'meerkat.sqlite') } }
+      : { backend: 'postgres', postgres: { url: POSTGRES_URL, schema: postgresSchema, pool_size: 4 } },
     auth: { scram_iterations: 4096 },
     listen: {
       c2s: listeners.map((kind, i) => ({ port: ports[i] ?? 0, address: '127.0.0.1', tls: { mode: MODE_OF[kind] } })),
