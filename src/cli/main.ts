@@ -5,11 +5,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { CommandError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
-import { start } from './start.ts';
-import { userAdd, userList, userPasswd, userRemove, type Output } from './user.ts';
+
+// Commands load the config, storage and server code on demand: help, version and usage
+// errors answer without compiling the whole server.
+export interface Output {
+  out(line: string): void;
+}
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -75,11 +78,11 @@ interface CommandSpec {
 }
 
 const COMMANDS: Record<string, CommandSpec> = {
-  start: { topic: 'start', args: [], run: (config) => start(config) },
-  'user add': { topic: 'user', args: ['jid'], passwordStdin: true, run: (c, [jid], o, io) => userAdd(c, jid, o['password-stdin'] === true, io) },
-  'user passwd': { topic: 'user', args: ['jid'], passwordStdin: true, run: (c, [jid], o, io) => userPasswd(c, jid, o['password-stdin'] === true, io) },
-  'user remove': { topic: 'user', args: ['jid'], run: (c, [jid], _o, io) => userRemove(c, jid, io) },
-  'user list': { topic: 'user', args: ['domain?'], run: (c, [domain], _o, io) => userList(c, domain, io) },
+  start: { topic: 'start', args: [], run: async (config) => (await import('./start.ts')).start(config) },
+  'user add': { topic: 'user', args: ['jid'], passwordStdin: true, run: async (c, [jid], o, io) => (await import('./user.ts')).userAdd(c, jid, o['password-stdin'] === true, io) },
+  'user passwd': { topic: 'user', args: ['jid'], passwordStdin: true, run: async (c, [jid], o, io) => (await import('./user.ts')).userPasswd(c, jid, o['password-stdin'] === true, io) },
+  'user remove': { topic: 'user', args: ['jid'], run: async (c, [jid], _o, io) => (await import('./user.ts')).userRemove(c, jid, io) },
+  'user list': { topic: 'user', args: ['domain?'], run: async (c, [domain], _o, io) => (await import('./user.ts')).userList(c, domain, io) },
 };
 
 /** parseArgs' messages are long; say what is wrong in a few words. */
@@ -149,6 +152,7 @@ async function run(argv: string[], io: Output): Promise<void> {
   if (args.length < required) throw new UsageError(`missing <${spec.args[args.length]}> for meerkat ${name}`, spec.topic);
   if (args.length > spec.args.length) throw new UsageError(`unexpected argument ${JSON.stringify(args[spec.args.length])}`, spec.topic);
 
+  const { loadConfig } = await import('../config/load.ts');
   const config = await loadConfig(parsed.values.config as string | undefined);
   await spec.run(config, args, { 'password-stdin': parsed.values['password-stdin'] === true }, io);
 }
@@ -166,7 +170,7 @@ export async function main(argv: string[], io: Output & { err(line: string): voi
       io.err(`meerkat: ${err.message} (run 'meerkat ${err.topic === undefined ? '--help' : `help ${err.topic}`}' for usage)`);
       return EXIT_USAGE;
     }
-    if (err instanceof CommandError || err instanceof ConfigError) {
+    if (err instanceof CommandError || (err instanceof Error && err.name === 'ConfigError')) {
       io.err(`meerkat: ${err.message}`);
       return EXIT_FAILURE;
     }

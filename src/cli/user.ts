@@ -14,9 +14,7 @@ import { createLogger } from '../util/log.ts';
 import { CommandError } from './errors.ts';
 import { readNewPassword } from './password.ts';
 
-export interface Output {
-  out(line: string): void;
-}
+import type { Output } from './main.ts';
 
 /** A served domain, normalised; CommandError otherwise. */
 export function servedDomain(config: Config, input: string): string {

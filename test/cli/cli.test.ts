@@ -122,7 +122,7 @@ describe('meerkat user', () => {
       const [username, domain] = jid.split('@');
       const credentials = await storage.users.getCredentials({ username, domain });
       assert.ok(credentials, `${jid} exists`);
-      return verifyPassword(credentials, password);
+      return verifyPassword('SHA-256', credentials['SHA-256'], password);
     } finally {
       await storage.close();
     }

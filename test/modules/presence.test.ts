@@ -280,6 +280,24 @@ describe('presence (RFC 6121 §4)', () => {
     await b.expectNothing(200);
   });
 
+  it('presence to the own bare JID reaches the available resources; a self-probe is answered', async () => {
+    const alice = await newUser('alice');
+    const a = await available(alice, 'a');
+    const b = await available(alice, 'b');
+    await b.expect(`<presence from='${a.jid}' to='${b.jid}'/>`);
+    await a.expect(`<presence from='${b.jid}' to='${a.jid}'/>`);
+    a.send(`<presence to='${alice.jid}'><status>note to self</status></presence>`);
+    await a.expect(`<presence from='${a.jid}' to='${alice.jid}'><status>note to self</status></presence>`);
+    await b.expect(`<presence from='${a.jid}' to='${alice.jid}'><status>note to self</status></presence>`);
+    a.send(`<presence to='${alice.jid}' type='probe'/>`);
+    await a.expect(`<presence from='${a.jid}' to='${a.jid}'/>`);
+    await a.expect(`<presence from='${b.jid}' to='${a.jid}'/>`);
+    // Not a directed presence to remember: closing sends it nothing more than the broadcast.
+    await a.close();
+    await b.expect(`<presence from='${a.jid}' to='${b.jid}' type='unavailable'/>`);
+    await b.expectNothing(200);
+  });
+
   it('presence for an unknown account gives nothing away', async () => {
     const alice = await newUser('alice');
     const carol = await newUser('carol'); // exists, knows nothing of alice

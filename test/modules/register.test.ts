@@ -6,6 +6,7 @@
 import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
 import { ScriptedClient, startTestServer, type TestServer } from '../support/index.ts';
+import { addressKey } from '../../src/modules/register/index.ts';
 
 const NS_REGISTER = 'jabber:iq:register';
 const NS_FEATURE = 'http://jabber.org/features/iq-register';
@@ -30,6 +31,17 @@ async function registerOn(client: ScriptedClient, username: string | undefined, 
   const id = client.id('reg');
   return client.iq(registerSet(id, username, password));
 }
+
+describe('registration rate-limit keys', () => {
+  it('count IPv4 addresses alone and IPv6 addresses per /64', () => {
+    assert.equal(addressKey('192.0.2.7'), '192.0.2.7');
+    assert.equal(addressKey('::ffff:192.0.2.7'), '192.0.2.7');
+    assert.equal(addressKey('2001:db8:0:1:aaaa::1'), '2001:db8:0:1::/64');
+    assert.equal(addressKey('2001:0db8:0000:0001:bbbb:cccc:dddd:eeee'), '2001:db8:0:1::/64');
+    assert.equal(addressKey('2001:db8::1'), '2001:db8:0:0::/64');
+    assert.equal(addressKey('::1'), '0:0:0:0::/64');
+  });
+});
 
 describe('in-band registration is off by default', () => {
   let server: TestServer;

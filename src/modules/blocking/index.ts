@@ -90,7 +90,6 @@ export default defineModule({
     });
 
     ctx.addFeature(NS_BLOCKING);
-    ctx.addFeature(NS_BLOCKING, 'account');
     ctx.provide('blocking', {
       isBlocked: async (owner, jid) => lists.blocks(owner, jid),
     });
