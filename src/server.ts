@@ -110,9 +110,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       saslLimits,
       limits: { authTimeoutMs: listen.auth_timeout * 1000, idleTimeoutMs: listen.idle_timeout * 1000, pingTimeoutMs: listen.ping_timeout * 1000 },
       sessionOpened(stream) {
+        const hooks = router.hosts.get(stream.jid.domain)?.hooks;
         const replaced = router.sessions.add(stream);
-        if (replaced !== undefined) replaced.close('conflict', 'replaced by a new session with the same resource');
-        void router.hosts.get(stream.jid.domain)?.hooks.fire('session:bound', { session: stream });
+        if (replaced !== undefined) {
+          // The registry already points at the new session, so the old one's own close can't
+          // report its end: contacts must still see it go unavailable.
+          replaced.close('conflict', 'replaced by a new session with the same resource');
+          void hooks?.fire('session:closed', { session: replaced, clean: false });
+        }
+        void hooks?.fire('session:bound', { session: stream });
       },
       streamClosed(stream) {
         streams.delete(stream);

@@ -12,9 +12,9 @@ import { openStorage } from '../storage/index.ts';
 import type { Storage, UserRef } from '../storage/types.ts';
 import { createLogger } from '../util/log.ts';
 import { CommandError } from './errors.ts';
+import type { Output } from './main.ts';
 import { readNewPassword } from './password.ts';
 
-import type { Output } from './main.ts';
 
 /** A served domain, normalised; CommandError otherwise. */
 export function servedDomain(config: Config, input: string): string {
