@@ -280,6 +280,22 @@ describe('presence (RFC 6121 §4)', () => {
     await b.expectNothing(200);
   });
 
+  it('a session replaced by a new one with the same resource goes unavailable first', async () => {
+    const alice = await newUser('alice');
+    const bob = await newUser('bob');
+    await friends(alice, bob);
+    const b = await available(bob, 'desk');
+    const a = await available(alice, 'phone');
+    await a.expect(`<presence from='${b.jid}'/>`);
+    await b.expect(`<presence from='${a.jid}'/>`);
+
+    const replacement = await connect(alice, 'phone');
+    await a.expectStreamError('conflict');
+    await b.expect(`<presence from='${a.jid}' to='${bob.jid}' type='unavailable'/>`);
+    replacement.send('<presence/>');
+    await b.expect(`<presence from='${replacement.jid}' to='${bob.jid}'/>`);
+  });
+
   it('presence to the own bare JID reaches the available resources; a self-probe is answered', async () => {
     const alice = await newUser('alice');
     const a = await available(alice, 'a');
