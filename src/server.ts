@@ -2,10 +2,9 @@
  * Assembles a running server from a validated config: storage, router, one Host per virtual
  * domain with its modules, and the listeners. Owns graceful shutdown.
  */
-import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.ts';
-import { modulesForHost } from './config/load.ts';
+import { modulesForHost, storageOptions } from './config/load.ts';
 import { openStorage } from './storage/index.ts';
 import type { Storage } from './storage/types.ts';
 import { Accounts } from './auth/accounts.ts';
@@ -43,12 +42,7 @@ export interface StartOptions {
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const log = options.log ?? createLogger(config.general.loglevel);
   const { general, auth } = config;
-  const storage = await openStorage(
-    config.storage.backend === 'postgres'
-      ? { backend: 'postgres', url: config.storage.postgres.url!, poolSize: config.storage.postgres.pool_size, schema: config.storage.postgres.schema }
-      : { backend: 'sqlite', path: path.resolve(general.data_dir, config.storage.sqlite.path) },
-    log,
-  );
+  const storage = await openStorage(storageOptions(config), log);
   const router = new Router(storage, log);
   const streams = new Set<C2SStream>();
   const serverInfo = { name: SERVER_NAME, version: SERVER_VERSION, startedAt: new Date() };

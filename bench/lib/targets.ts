@@ -112,8 +112,30 @@ interface PeerSpec {
   name: 'prosody' | 'ejabberd';
   command: string;
   args: string[];
+  env?: Record<string, string>;
   /** Command name of the real server process below the wrappers. */
   processName: RegExp;
+}
+
+/**
+ * ejabberdctl run by root switches to the ejabberd user with su, whose PAM session drops the
+ * open-files limit to 1024 (ejabberd then refuses connections past ~1000). As root, switch
+ * user with setpriv instead, which keeps this process's limits; ejabberdctl then runs as the
+ * install user directly.
+ */
+function ejabberdCommand(args: string[]): { command: string; args: string[]; env?: Record<string, string> } {
+  if (process.getuid?.() !== 0) return { command: 'ejabberdctl', args };
+  try {
+    execFileSync('setpriv', ['--version'], { stdio: 'ignore' });
+    execFileSync('id', ['ejabberd'], { stdio: 'ignore' });
+  } catch {
+    return { command: 'ejabberdctl', args };
+  }
+  return {
+    command: 'setpriv',
+    args: ['--reuid=ejabberd', '--regid=ejabberd', '--init-groups', '--', 'ejabberdctl', ...args],
+    env: { HOME: '/var/lib/ejabberd' },
+  };
 }
 
 /** Prosody or ejabberd from bench/peers/setup.sh, started here pinned to core 0. */
@@ -136,16 +158,14 @@ export class PeerTarget implements Target {
     const dir = peers.dir;
     this.spec = name === 'prosody'
       ? { name, command: 'prosody', args: ['--config', path.join(dir, 'prosody/prosody.cfg.lua'), '-F'], processName: /^(lua|prosody)/ }
-      : {
-          name,
-          command: 'ejabberdctl',
-          args: ['--ctl-config', path.join(dir, 'ejabberd/ejabberdctl.cfg'), '--logs', path.join(dir, 'ejabberd/logs'), 'foreground'],
-          processName: /^beam/,
-        };
+      : { name, ...ejabberdCommand(['--ctl-config', path.join(dir, 'ejabberd/ejabberdctl.cfg'), '--logs', path.join(dir, 'ejabberd/logs'), 'foreground']), processName: /^beam/ };
   }
 
   private async launch(): Promise<void> {
-    const child = spawnPinned(this.options.pin ? 0 : undefined, this.spec.command, this.spec.args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawnPinned(this.options.pin ? 0 : undefined, this.spec.command, this.spec.args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...this.spec.env },
+    });
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000); });
     this.child = child;

@@ -147,6 +147,8 @@ EOF
 
 cat > "$DIR/ejabberd/ejabberdctl.cfg" <<EOF
 # Written by bench/peers/setup.sh for the Meerkat benchmark.
+# bench/run.ts starts ejabberdctl as the ejabberd user itself (setpriv), not through its su,
+# which would drop the open-files limit to 1024 and refuse connections past ~1000.
 ERLANG_NODE=ejabberd-bench@localhost
 EJABBERD_CONFIG_PATH=$DIR/ejabberd/ejabberd.yml
 SPOOL_DIR=$DIR/ejabberd/spool

@@ -24,8 +24,8 @@ function promptHidden(prompt: string): Promise<string> {
   const out = process.stderr;
   return new Promise((resolve, reject) => {
     let value = '';
+    stdin.setRawMode(true); // before the prompt, so nothing typed after it is echoed
     out.write(prompt);
-    stdin.setRawMode(true);
     stdin.resume();
     stdin.setEncoding('utf8');
     const finish = (error?: Error) => {

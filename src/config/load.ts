@@ -240,6 +240,6 @@ export function modulesForHost(
 export function storageOptions(config: Config): StorageOptions {
   const { storage, general } = config;
   return storage.backend === 'postgres'
-    ? { backend: 'postgres', url: storage.postgres.url!, poolSize: storage.postgres.pool_size }
+    ? { backend: 'postgres', url: storage.postgres.url!, poolSize: storage.postgres.pool_size, schema: storage.postgres.schema }
     : { backend: 'sqlite', path: path.resolve(general.data_dir, storage.sqlite.path) };
 }

@@ -82,16 +82,20 @@ describe('meerkat help and version', () => {
   });
 
   it('misuse exits 2 with a one-line error and a hint', async () => {
-    assertMisuse(await meerkat([]), /no command given/);
-    assertMisuse(await meerkat(['launch']), /unknown command: launch/);
-    assertMisuse(await meerkat(['--frobnicate']), /unknown option --frobnicate/);
-    assertMisuse(await meerkat(['user']), /missing user command/);
-    assertMisuse(await meerkat(['user', 'rename', 'a@localhost']), /unknown user command: rename/);
-    assertMisuse(await meerkat(['user', 'add']), /missing <jid>/);
-    assertMisuse(await meerkat(['user', 'add', 'a@localhost', 'hunter2']), /unexpected argument "hunter2"/);
-    assertMisuse(await meerkat(['user', 'remove', 'a@localhost', '--password-stdin']), /unknown option --password-stdin/);
-    assertMisuse(await meerkat(['user', 'list', '--config']), /option --config needs a value/);
-    assertMisuse(await meerkat(['help', 'nothing']), /no such command: nothing/);
+    const cases: [string[], RegExp][] = [
+      [[], /no command given/],
+      [['launch'], /unknown command: launch/],
+      [['--frobnicate'], /unknown option --frobnicate/],
+      [['user'], /missing user command/],
+      [['user', 'rename', 'a@localhost'], /unknown user command: rename/],
+      [['user', 'add'], /missing <jid>/],
+      [['user', 'add', 'a@localhost', 'hunter2'], /unexpected argument "hunter2"/],
+      [['user', 'remove', 'a@localhost', '--password-stdin'], /unknown option --password-stdin/],
+      [['user', 'list', '--config'], /option --config needs a value/],
+      [['help', 'nothing'], /no such command: nothing/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => meerkat(args)));
+    results.forEach((result, i) => assertMisuse(result, cases[i][1]));
   });
 });
 
@@ -167,11 +171,18 @@ describe('meerkat user', () => {
   });
 
   it('invalid JIDs and passwords become one-line errors', async () => {
-    assertFailure(await withPassword('some-password', 'user', 'add', 'no-domain'), /invalid JID "no-domain": expected name@domain/);
-    assertFailure(await withPassword('some-password', 'user', 'add', 'a b@hospital.test'), /invalid JID "a b@hospital\.test"/);
-    assertFailure(await withPassword('some-password', 'user', 'add', 'a@hospital.test/phone'), /without \/resource/);
-    assertFailure(await meerkat(['user', 'add', 'empty@hospital.test', '--password-stdin', '--config', configPath], { cwd: dir, input: '' }), /no password on standard input/);
-    assertFailure(await withPassword('bell\u0007', 'user', 'add', 'bell@hospital.test'), /unusable password/);
+    const [noDomain, space, resource, empty, control] = await Promise.all([
+      withPassword('some-password', 'user', 'add', 'no-domain'),
+      withPassword('some-password', 'user', 'add', 'a b@hospital.test'),
+      withPassword('some-password', 'user', 'add', 'a@hospital.test/phone'),
+      meerkat(['user', 'add', 'empty@hospital.test', '--password-stdin', '--config', configPath], { cwd: dir, input: '' }),
+      withPassword('bell\u0007', 'user', 'add', 'bell@hospital.test'),
+    ]);
+    assertFailure(noDomain, /invalid JID "no-domain": expected name@domain/);
+    assertFailure(space, /invalid JID "a b@hospital\.test"/);
+    assertFailure(resource, /without \/resource/);
+    assertFailure(empty, /no password on standard input/);
+    assertFailure(control, /unusable password/);
   });
 
   it('without --password-stdin and no terminal, asks for the option instead of waiting', async () => {

@@ -5,18 +5,20 @@
  * while it runs (`addUser`, through a second connection to the same database).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { parseConfig } from '../../src/config/load.ts';
+import { parseConfig, storageOptions } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { openStorage } from '../../src/storage/index.ts';
 import { buildTestConfig, portOf, type ListenerKind, type TestConfigOptions } from './test-config.ts';
 import { clientFactory, type ClientFactory } from './clients.ts';
 import { createAccount, type TestUser } from './accounts.ts';
+import { postgresQuery } from './storage-backends.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -69,8 +71,7 @@ function accepts(port: number): Promise<boolean> {
 }
 
 async function withStorage<T>(config: Config, work: (storage: Awaited<ReturnType<typeof openStorage>>) => Promise<T>): Promise<T> {
-  const file = path.resolve(config.general.data_dir, config.storage.sqlite.path);
-  const storage = await openStorage({ backend: 'sqlite', path: file }, pino({ level: 'silent' }));
+  const storage = await openStorage(storageOptions(config), pino({ level: 'silent' }));
   try {
     return await work(storage);
   } finally {
@@ -82,7 +83,8 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'meerkat-proc-'));
   const kindsWanted = options.listeners ?? ['starttls', 'direct'];
   const ports = await freePorts(kindsWanted.length);
-  const built = buildTestConfig(dataDir, { ...options, listeners: kindsWanted }, ports);
+  const postgresSchema = options.storage === 'postgres' ? `meerkat_test_${randomBytes(6).toString('hex')}` : undefined;
+  const built = buildTestConfig(dataDir, { ...options, listeners: kindsWanted }, ports, postgresSchema);
   const configPath = path.join(dataDir, 'meerkat.toml');
   await writeFile(configPath, built.text);
   const config = parseConfig(built.text, configPath);
@@ -115,7 +117,9 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
     reap();
     await exited;
     process.off('exit', reap);
-    if (!process.env.MEERKAT_TEST_KEEP) await rm(dataDir, { recursive: true, force: true });
+    if (process.env.MEERKAT_TEST_KEEP) return;
+    await rm(dataDir, { recursive: true, force: true });
+    if (postgresSchema !== undefined) await postgresQuery(`drop schema if exists "${postgresSchema}" cascade`);
   };
 
   const deadline = Date.now() + (options.startTimeout ?? 30_000);
