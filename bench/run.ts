@@ -102,22 +102,40 @@ function record(target: string, version: string, scenario: string, variant: stri
 /**
  * Summarises the main-thread profile Meerkat just wrote into `dir` (names end in
  * .<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread, the others are tsx's loader
- * worker), cut to the last chat window when there was one.
+ * worker), cut to the measured window of the last chat run, else of the last scenario that
+ * reports one (login), else the whole run.
  */
-async function summariseProfile(dir: string): Promise<void> {
+async function summariseProfile(dir: string, since: number): Promise<void> {
   const { loadProfile, summarise, render } = await import('./cpuprofile-summary.ts');
-  const files = readdirSync(dir).filter((f) => /\.0\.\d+\.cpuprofile$/.test(f)).map((f) => path.join(dir, f));
-  const newest = files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
-  if (newest === undefined) {
+  const files = readdirSync(dir)
+    .filter((f) => /\.0\.\d+\.cpuprofile$/.test(f))
+    .map((f) => path.join(dir, f))
+    .filter((f) => statSync(f).mtimeMs >= since)
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  if (files.length === 0) {
     log(`no main-thread .cpuprofile in ${dir} (did the server exit cleanly?)`);
     return;
   }
-  const chat = results.filter((r) => r.target === 'meerkat' && r.scenario === 'chat' && Array.isArray(r.figures.windowMonotonicUs)).at(-1);
-  const window = chat?.figures.windowMonotonicUs as [number, number] | undefined;
-  const summary = summarise(loadProfile(newest), 25, window);
-  const scope = window === undefined ? 'whole run' : `chat/${chat!.variant} measured window only`;
-  process.stdout.write(`BENCH ${JSON.stringify({ scenario: 'cpu-profile', target: 'meerkat', file: newest, scope, window, ...summary })}\n`);
-  print(`\nCPU profile of meerkat, ${scope} (${newest})\n${render(summary)}\n`);
+  const windowed = results.filter((r) => r.target === 'meerkat' && Array.isArray(r.figures.windowMonotonicUs));
+  const chosen = windowed.filter((r) => r.scenario === 'chat').at(-1) ?? windowed.at(-1);
+  const window = chosen?.figures.windowMonotonicUs as [number, number] | undefined;
+  // Each server start wrote its own profile: take the one that covers the window.
+  let file = files[0];
+  let profile = loadProfile(file);
+  if (window !== undefined) {
+    for (const candidate of files) {
+      const p = candidate === file ? profile : loadProfile(candidate);
+      if (p.startTime <= window[0] && p.endTime >= window[1]) {
+        file = candidate;
+        profile = p;
+        break;
+      }
+    }
+  }
+  const summary = summarise(profile, 25, window);
+  const scope = chosen === undefined ? 'whole run' : `${chosen.scenario}/${chosen.variant} measured window only`;
+  process.stdout.write(`BENCH ${JSON.stringify({ scenario: 'cpu-profile', target: 'meerkat', file, scope, window, ...summary })}\n`);
+  print(`\nCPU profile of meerkat, ${scope} (${file})\n${render(summary)}\n`);
 }
 
 let current: Target | undefined;
@@ -134,6 +152,7 @@ process.stdout.write(`BENCH ${JSON.stringify({ machine, options, time: new Date(
 const targets = await makeTargets();
 for (const target of targets) {
   current = target;
+  const targetStarted = Date.now();
   log(`\n== ${target.name} ${target.version}: starting with ${accounts} accounts`);
   try {
     await target.start(accounts);
@@ -156,7 +175,7 @@ for (const target of targets) {
     await target.stop();
     current = undefined;
   }
-  if (options.cpuProf !== undefined && target.name === 'meerkat') await summariseProfile(options.cpuProf);
+  if (options.cpuProf !== undefined && target.name === 'meerkat') await summariseProfile(options.cpuProf, targetStarted);
 }
 
 for (const scenario of independent) {

@@ -48,6 +48,7 @@ export interface ChatLoadFigures {
   errors: number;
   serverCpuPct: number | null;
   generatorCpuPct: number;
+  otherCpuPct: number | null;
   /** The measured window in CLOCK_MONOTONIC µs (to cut a server CPU profile to it). */
   windowMonotonicUs: [number, number];
 }
@@ -195,6 +196,6 @@ export function chatRows(f: Record<string, unknown>): [string, string][] {
     ['latency ms', `p50 ${n(l.p50, 2)}  p90 ${n(l.p90, 2)}  p99 ${n(l.p99, 2)}  max ${n(l.max, 2)}`],
     ['sent / received', `${n(f.sent)} / ${n(f.received)}`],
     ['lost / duplicated / errors', `${n(f.lost)} / ${n(f.duplicated)} / ${n(f.errors)}`],
-    ['CPU % of a core', `server ${n(f.serverCpuPct)}  generator ${n(f.generatorCpuPct)}`],
+    ['CPU % of a core', `server ${n(f.serverCpuPct)}  generator ${n(f.generatorCpuPct)}  other processes ${n(f.otherCpuPct)}`],
   ];
 }

@@ -156,14 +156,36 @@ export function machineInfo(pin: boolean): Record<string, string | number> {
   };
 }
 
+/** CPU seconds all cores spent busy since boot (/proc/stat), or undefined. */
+export function machineBusySeconds(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+    const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+    return (user + nice + system + irq + softirq + steal) / TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface CpuFigures {
+  /** The server process, % of one core (null when its pid is unknown). */
+  serverCpuPct: number | null;
+  /** The generator process, % of one core. */
+  generatorCpuPct: number;
+  /** Every other process on the machine, % of one core (other work competing for the cores). */
+  otherCpuPct: number | null;
+}
+
 /**
  * CPU use over an interval, as % of one core: the server's (from /proc, when its pid is
- * known) and this process's. A generator near 100 % means the figures are generator-bound.
+ * known), this process's, and everything else's. A generator near 100 % means the figures
+ * are generator-bound; a high `other` means they were taken on a busy machine.
  */
 export class CpuMeter {
   private readonly pid: number | undefined;
   private readonly wallStart = performance.now();
   private readonly serverStart: number | undefined;
+  private readonly machineStart = machineBusySeconds();
   private readonly selfStart = process.cpuUsage();
 
   constructor(pid: number | undefined) {
@@ -171,14 +193,19 @@ export class CpuMeter {
     this.serverStart = pid === undefined ? undefined : cpuSeconds(pid);
   }
 
-  read(): { serverCpuPct: number | null; generatorCpuPct: number } {
+  read(): CpuFigures {
     const wall = (performance.now() - this.wallStart) / 1000;
-    const self = process.cpuUsage(this.selfStart);
+    const usage = process.cpuUsage(this.selfStart);
+    const self = (usage.user + usage.system) / 1e6;
     const serverNow = this.pid === undefined ? undefined : cpuSeconds(this.pid);
-    const server = this.serverStart === undefined || serverNow === undefined ? null : ((serverNow - this.serverStart) / wall) * 100;
+    const server = this.serverStart === undefined || serverNow === undefined ? undefined : serverNow - this.serverStart;
+    const machineNow = machineBusySeconds();
+    const machine = this.machineStart === undefined || machineNow === undefined ? undefined : machineNow - this.machineStart;
+    const pct = (seconds: number) => Math.round((seconds / wall) * 1000) / 10;
     return {
-      serverCpuPct: server === null ? null : Math.round(server * 10) / 10,
-      generatorCpuPct: Math.round(((self.user + self.system) / 1e6 / wall) * 1000) / 10,
+      serverCpuPct: server === undefined ? null : pct(server),
+      generatorCpuPct: pct(self),
+      otherCpuPct: machine === undefined ? null : Math.max(0, pct(machine - self - (server ?? 0))),
     };
   }
 }

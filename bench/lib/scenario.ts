@@ -49,7 +49,7 @@ export interface Scenario {
   variants(options: BenchOptions): string[];
   /** Accounts user1..userN this scenario needs on the target. */
   accounts(options: BenchOptions): number;
-  /** Restart a server the bench manages before each variant (memory measurements). */
+  /** Restart a server the bench manages before each variant (memory, throughput). */
   freshServer?: boolean;
   /** Runs once per bench run rather than once per target (the relay ceiling). */
   targetIndependent?: boolean;

@@ -2,7 +2,9 @@
  * chat: P pairs of online users (2P connections, initial presence sent) exchange one-to-one
  * messages addressed to each other's full JID, W in flight per pair, for D seconds after a
  * warm-up. Reports delivered messages per second, latency percentiles, and lost and
- * duplicated messages (see lib/chat-load.ts). Variants: `plain` (no TLS) and `tls`.
+ * duplicated messages (see lib/chat-load.ts). Variants: `plain` (no TLS) and `tls`. A server
+ * the bench manages is restarted first: what earlier scenarios left behind (a thousand
+ * connections just dropped by the idle scenario) must not slow it down.
  */
 import { login, type XmppConnection } from '../lib/client.ts';
 import { chatRows, runChatLoad, type ChatPeer } from '../lib/chat-load.ts';
@@ -23,6 +25,7 @@ const scenario: Scenario = {
   description: 'P pairs, W in flight, D seconds: msgs/s, latency, loss',
   variants: (options) => options.chatVariants,
   accounts: (options) => 2 * options.pairs,
+  freshServer: true,
   async run(ctx) {
     const { endpoint, options, variant } = ctx;
     const tls = variant === 'tls';
