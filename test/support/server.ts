@@ -82,7 +82,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     await writeFile(configPath, built.text);
     const config = parseConfig(built.text, configPath);
     const logs: string[] = [];
-    const server = await startServer(config, { log: options.log ?? capturingLogger(logs, 'warn') });
+    const server = await startServer(config, { log: options.log ?? capturingLogger(logs, config.general.loglevel) });
     const certificate = await readFile(config.tls.certfile ?? path.join(dataDir, 'self-signed.crt'), 'utf8');
     const untrust = trustCertificate(certificate, config.general.hosts);
     return makeTestServer({ dataDir, config, configText: built.text, kinds: built.kinds, server, certificate, logs, cleanup, untrust });
