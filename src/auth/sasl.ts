@@ -39,6 +39,12 @@ export interface SaslContext {
   secure: boolean;
   /** What this TLS connection can bind to (empty without TLS). */
   channelBindings: ChannelBinding[];
+  /**
+   * A -PLUS attempt on this stream already asked for a binding type this connection lacks
+   * (tls-unique over TLS 1.3, say): the client supports binding but no type in common, so a
+   * later `y` flag is the truth, not a downgrade.
+   */
+  noCommonBindingType?: boolean;
   getCredentials(username: string): Promise<ScramCredentials | undefined>;
 }
 
@@ -100,7 +106,7 @@ export function startExchange(mechanism: string, policy: SaslPolicy, ctx: SaslCo
     plus: scram.plus,
     domain: ctx.domain,
     channelBindings: ctx.channelBindings,
-    plusOffered: offered.some((m) => m.endsWith('-PLUS')),
+    plusOffered: offered.some((m) => m.endsWith('-PLUS')) && ctx.noCommonBindingType !== true,
     getCredentials: (username) => ctx.getCredentials(username),
   });
 }

@@ -170,6 +170,9 @@ function defaultNonce(): string {
 
 // ---- the server mechanism ----
 
+/** Failure text for a -PLUS attempt with a channel-binding type the connection lacks. */
+export const UNSUPPORTED_BINDING_TYPE = 'unsupported-channel-binding-type';
+
 export interface ScramServerOptions {
   hash: ScramHash;
   /** The -PLUS variant was selected: the client must bind to the channel. */
@@ -242,7 +245,7 @@ export class ScramServer implements SaslExchange {
     } else {
       if (!plus) return this.fail('malformed-request', 'channel-binding-not-supported');
       binding = channelBindings.find((b) => b.type === cbName);
-      if (!binding) return this.fail('malformed-request', 'unsupported-channel-binding-type');
+      if (!binding) return this.fail('malformed-request', UNSUPPORTED_BINDING_TYPE);
     }
 
     // client-first-message-bare = [reserved-mext ","] username "," nonce ["," extensions]

@@ -6,6 +6,7 @@ import { el, type XmlElement } from '../xml/element.ts';
 import { type SaslExchange, type SaslFailureCondition, type SaslPolicy, startExchange } from '../auth/sasl.ts';
 import type { ChannelBinding } from '../auth/sasl.ts';
 import { prepareLocalpart } from '../auth/precis.ts';
+import { UNSUPPORTED_BINDING_TYPE } from '../auth/scram.ts';
 import type { RateLimiter } from '../util/rate-limit.ts';
 import type { ScramCredentials } from '../storage/types.ts';
 
@@ -34,6 +35,8 @@ export type SaslProgress =
   /** Too many failed attempts: the stream must be closed with <not-authorized/>. */
   | { state: 'exhausted' };
 
+/** One per -PLUS mechanism (SHA-1, SHA-256, SHA-512). */
+const MAX_FREE_BINDING_MISSES = 3;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const ADDRESS_THROTTLED = 'too many failed attempts from this address; try again later';
 const ACCOUNT_THROTTLED = 'too many failed attempts for this account; try again later';
@@ -44,6 +47,8 @@ export class SaslNegotiator {
   /** The username the client is trying, for per-account throttling. */
   private attemptedUser: string | undefined;
   private failures = 0;
+  /** -PLUS attempts with a binding type we lack; no password was tried in them. */
+  private bindingTypeMisses = 0;
   private readonly deps: SaslNegotiatorDeps;
 
   constructor(deps: SaslNegotiatorDeps) {
@@ -73,6 +78,7 @@ export class SaslNegotiator {
       domain: deps.domain,
       secure: deps.secure,
       channelBindings: deps.channelBindings,
+      noCommonBindingType: this.bindingTypeMisses > 0,
       getCredentials: deps.getCredentials,
     });
     if (exchange === undefined) return this.fail('invalid-mechanism', `mechanism '${mechanism}' is not offered`);
@@ -137,6 +143,9 @@ export class SaslNegotiator {
       if (this.attemptedUser !== undefined) deps.limits.failuresByAccount.hit(accountKey(this.attemptedUser, deps.domain));
     }
     if (condition === 'aborted') return { state: 'continue' };
+    // A client may try each -PLUS mechanism with a binding type we lack before falling back:
+    // those tries cost no password guess, so they don't use up the attempts.
+    if (text === UNSUPPORTED_BINDING_TYPE && ++this.bindingTypeMisses <= MAX_FREE_BINDING_MISSES) return { state: 'continue' };
     this.failures++;
     return this.failures >= deps.limits.maxAttempts ? { state: 'exhausted' } : { state: 'continue' };
   }

@@ -252,6 +252,17 @@ describe('SASL mechanisms', () => {
     }
   });
 
+  it("lets a client whose binding type the server lacks fall back to 'y' without using up its attempts", async () => {
+    // What slixmpp 1.8 does over TLS 1.3: every -PLUS with tls-unique, then plain SCRAM with 'y'.
+    const client = track(await server.connect());
+    for (const mechanism of SCRAM_PLUS) {
+      client.send(`<auth xmlns='${NS_SASL}' mechanism='${mechanism}'>${b64('p=tls-unique,,n=alice,r=abcdefgh')}</auth>`);
+      await client.expect(`<failure xmlns='${NS_SASL}'><malformed-request/><text>unsupported-channel-binding-type</text></failure>`);
+    }
+    await client.login('alice', 'alice-secret', { mechanism: 'SCRAM-SHA-512', gs2Flag: 'y' });
+    assert.match(await client.bind(), /^alice@localhost\//);
+  });
+
   it('refuses a -PLUS mechanism without channel binding, and channel binding on a non-PLUS mechanism', async () => {
     const client = track(await server.connect());
     client.send(`<auth xmlns='${NS_SASL}' mechanism='SCRAM-SHA-256-PLUS'>${b64('n,,n=alice,r=abcdefgh')}</auth>`);
