@@ -112,7 +112,8 @@ describe('configuration defaults', () => {
     const config = parseConfig('[storage]\nbackend = "postgres"\npostgres.url = "postgres://u:p@db/meerkat"\npostgres.pool_size = 4\n', FILE);
     assert.deepEqual(storageOptions(config), { backend: 'postgres', url: 'postgres://u:p@db/meerkat', poolSize: 4, schema: 'public' });
     const inSchema = parseConfig('[storage]\nbackend = "postgres"\npostgres.url = "postgres://db/x"\npostgres.schema = "meerkat_ward"\n', FILE);
-    assert.equal(storageOptions(inSchema).backend === 'postgres' && storageOptions(inSchema).schema, 'meerkat_ward');
+    const options = storageOptions(inSchema);
+    assert.equal(options.backend === 'postgres' ? options.schema : undefined, 'meerkat_ward');
     assert.throws(() => parseConfig('[storage]\npostgres.schema = "Bad-Name"\n', FILE), /storage\.postgres\.schema/);
   });
 });
