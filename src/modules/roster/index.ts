@@ -25,7 +25,7 @@ import type { UserRef } from '../../storage/types.ts';
 import { hasFrom, hasTo, isSubscriptionType } from './state.ts';
 import { NS_ROSTER, parseRosterSet } from './items.ts';
 import { Roster, type Push } from './subscriptions.ts';
-import { parseStoredStanza } from './stored-stanza.ts';
+import { parseStoredElement } from '../../xml/stored.ts';
 
 const NS_ROSTERVER = 'urn:xmpp:features:rosterver';
 const PRIORITY = 100;
@@ -123,7 +123,7 @@ export default defineModule({
       if (type === undefined && stanza.attrs.to === undefined && session.presence === undefined) {
         return roster.pendingRequests(session.user).then((requests) => {
           for (const xml of requests) {
-            const request = parseStoredStanza(xml);
+            const request = parseStoredElement(xml);
             if (request !== undefined) session.send(request);
           }
           return false;

@@ -14,7 +14,7 @@ import { el, XmlElement } from '../../xml/element.ts';
 import { StanzaError } from '../../xml/errors.ts';
 import type { Jid } from '../../router/jid.ts';
 import type { UserRef } from '../../storage/types.ts';
-import { parseStoredElement } from './stored.ts';
+import { parseStoredElement } from '../../xml/stored.ts';
 
 export const NS_VCARD = 'vcard-temp';
 

@@ -1,11 +1,15 @@
-/** Stored vCards are the XML text of the element as set; this reads one back. */
-import { StreamParser } from '../../xml/parser.ts';
-import type { XmlElement } from '../../xml/element.ts';
+/**
+ * Elements kept in storage as the text XmlElement.toString() wrote (a pending subscription
+ * request, a vCard, an offline message) are read back through the same strict tokenizer as
+ * the wire, so stored data gets no laxer treatment than live input.
+ */
+import { StreamParser } from './parser.ts';
+import type { XmlElement } from './element.ts';
 
 const OPEN = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
 const CLOSE = '</stream:stream>';
 
-/** The element written by XmlElement.toString(), or undefined if the text is not exactly one element. */
+/** The element the text holds, or undefined if it is not exactly one well-formed element. */
 export function parseStoredElement(xml: string): XmlElement | undefined {
   let found: XmlElement | undefined;
   let failed = false;
