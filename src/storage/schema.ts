@@ -3,6 +3,7 @@
  * Both dialects map to the same TypeScript types: integers (including PostgreSQL `bigint`,
  * parsed by the pool) are numbers, blobs are Buffers, flags are 0/1 integers.
  */
+import type { Generated } from 'kysely';
 
 /** Columns every per-account table starts with: the owner's domain, then localpart (key prefix). */
 interface Owned {
@@ -58,6 +59,14 @@ export interface LastActivityTable extends Owned {
   status: string;
 }
 
+export interface OfflineMessagesTable extends Owned {
+  /** Generated: one sequence for the table, so each account's rows come in arrival order. */
+  seq: Generated<number>;
+  /** Unix time in milliseconds. */
+  received_at: number;
+  stanza: string;
+}
+
 export interface Schema {
   users: UsersTable;
   user_scram: UserScramTable;
@@ -67,4 +76,5 @@ export interface Schema {
   vcards: VCardsTable;
   blocklist_items: BlocklistItemsTable;
   last_activity: LastActivityTable;
+  offline_messages: OfflineMessagesTable;
 }

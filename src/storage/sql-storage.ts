@@ -5,6 +5,7 @@ import type { DialectName } from './migrations/migration.ts';
 import type { AccountData } from './stores/account-data.ts';
 import { SqlBlockListStore } from './stores/blocklist.ts';
 import { SqlLastActivityStore } from './stores/last-activity.ts';
+import { SqlOfflineStore } from './stores/offline.ts';
 import { SqlRosterStore } from './stores/roster.ts';
 import { SqlUserStore } from './stores/users.ts';
 import { SqlVCardStore } from './stores/vcards.ts';
@@ -17,6 +18,7 @@ export class SqlStorage implements Storage {
   readonly vcards: SqlVCardStore;
   readonly blocklist: SqlBlockListStore;
   readonly lastActivity: SqlLastActivityStore;
+  readonly offline: SqlOfflineStore;
   /** Exposed for stores added by later features; modules never see it. */
   readonly db: Db;
   private readonly log: Logger;
@@ -33,7 +35,8 @@ export class SqlStorage implements Storage {
     this.vcards = new SqlVCardStore(this.db);
     this.blocklist = new SqlBlockListStore(this.db);
     this.lastActivity = new SqlLastActivityStore(this.db);
-    this.accountData = [this.roster, this.vcards, this.blocklist, this.lastActivity, this.users];
+    this.offline = new SqlOfflineStore(this.db, this.dialect);
+    this.accountData = [this.roster, this.vcards, this.blocklist, this.lastActivity, this.offline, this.users];
   }
 
   /**

@@ -86,13 +86,37 @@ export interface LastActivityStore {
   remove(owner: UserRef): Promise<void>;
 }
 
+/** A message kept for an account that had no available resource (XEP-0160). */
+export interface OfflineMessage {
+  /** Position in the account's queue: delivery order, and what `remove` acknowledges up to. */
+  seq: number;
+  /** Unix time in milliseconds at which the server received it. */
+  receivedAt: number;
+  /** The message as it will be delivered, serialised. */
+  stanza: string;
+}
+
+export interface OfflineStore {
+  /**
+   * Appends a message unless the account already holds `quota` of them; false when full.
+   * The count and the insert are one transaction, so concurrent senders cannot overshoot.
+   */
+  push(owner: UserRef, message: Omit<OfflineMessage, 'seq'>, quota: number): Promise<boolean>;
+  /** The account's messages, oldest first, left in place until `remove`. */
+  peek(owner: UserRef): Promise<OfflineMessage[]>;
+  /** Removes the messages up to and including `seq` (once delivered). */
+  remove(owner: UserRef, upToSeq: number): Promise<void>;
+  count(owner: UserRef): Promise<number>;
+}
+
 export interface Storage {
   readonly users: UserStore;
   readonly roster: RosterStore;
   readonly vcards: VCardStore;
   readonly blocklist: BlockListStore;
   readonly lastActivity: LastActivityStore;
-  /** Delete the account and every row stored for it (roster, vCard, block list, last activity). */
+  readonly offline: OfflineStore;
+  /** Delete the account and every row stored for it (roster, vCard, block list, last activity, offline messages). */
   removeAccount(user: UserRef): Promise<boolean>;
   /** Flush and release the database. */
   close(): Promise<void>;

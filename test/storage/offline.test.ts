@@ -1,0 +1,59 @@
+/** The offline message store (XEP-0160), on every backend. */
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { UserRef } from '../../src/storage/types.ts';
+import { storageBackends, type OpenedBackend } from '../support/storage-backends.ts';
+
+const alice: UserRef = { username: 'alice', domain: 'example.com' };
+const bob: UserRef = { username: 'bob', domain: 'example.com' };
+
+const message = (n: number) => ({ receivedAt: 1_700_000_000_000 + n, stanza: `<message id="m${n}"><body>${n}</body></message>` });
+
+for (const backend of storageBackends) {
+  describe(`offline store (${backend.name})`, () => {
+    let opened: OpenedBackend;
+    beforeEach(async () => { opened = await backend.open(); });
+    afterEach(() => opened.drop());
+
+    test('keeps each account\'s messages in arrival order until removed', async () => {
+      const { offline } = opened.storage;
+      for (let n = 1; n <= 5; n++) assert.equal(await offline.push(n % 2 ? alice : bob, message(n), 100), true);
+      const queued = await offline.peek(alice);
+      assert.deepEqual(queued.map((m) => m.stanza), [1, 3, 5].map((n) => message(n).stanza));
+      assert.deepEqual(queued.map((m) => m.receivedAt), [1, 3, 5].map((n) => message(n).receivedAt));
+      assert.ok(queued[0].seq < queued[1].seq && queued[1].seq < queued[2].seq);
+
+      await offline.remove(alice, queued[1].seq);
+      assert.deepEqual((await offline.peek(alice)).map((m) => m.stanza), [message(5).stanza]);
+      assert.equal(await offline.count(bob), 2);
+    });
+
+    test('refuses a message beyond the quota, and accepts again once delivered', async () => {
+      const { offline } = opened.storage;
+      assert.equal(await offline.push(alice, message(1), 2), true);
+      assert.equal(await offline.push(alice, message(2), 2), true);
+      assert.equal(await offline.push(alice, message(3), 2), false);
+      assert.equal(await offline.push(bob, message(4), 2), true, 'the quota is per account');
+      assert.equal(await offline.count(alice), 2);
+      const [first] = await offline.peek(alice);
+      await offline.remove(alice, first.seq);
+      assert.equal(await offline.push(alice, message(5), 2), true);
+    });
+
+    test('concurrent senders never overshoot the quota', async () => {
+      const { offline } = opened.storage;
+      const results = await Promise.all(Array.from({ length: 20 }, (_, n) => offline.push(alice, message(n), 7)));
+      assert.equal(results.filter(Boolean).length, 7);
+      assert.equal(await offline.count(alice), 7);
+    });
+
+    test('removing the account deletes its queue only', async () => {
+      const { storage } = opened;
+      await storage.offline.push(alice, message(1), 10);
+      await storage.offline.push(bob, message(2), 10);
+      await storage.removeAccount(alice);
+      assert.equal(await storage.offline.count(alice), 0);
+      assert.equal(await storage.offline.count(bob), 1);
+    });
+  });
+}
