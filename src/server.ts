@@ -45,6 +45,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const storage = await openStorage(storageOptions(config), log);
   const router = new Router(storage, log);
   const streams = new Set<C2SStream>();
+  /** Session hooks still running (a session's end writes last activity): shutdown waits for them. */
+  const pendingHooks = new Set<Promise<unknown>>();
+  const track = (work: boolean | Promise<boolean> | undefined): void => {
+    if (!(work instanceof Promise)) return;
+    const settled = work.catch((err: unknown) => log.error({ err }, 'session hook failed')).finally(() => pendingHooks.delete(settled));
+    pendingHooks.add(settled);
+  };
   const serverInfo = { name: SERVER_NAME, version: SERVER_VERSION, startedAt: new Date() };
 
   const accounts = new Accounts(storage, auth.scram_iterations, {
@@ -110,16 +117,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           // The registry already points at the new session, so the old one's own close can't
           // report its end: contacts must still see it go unavailable.
           replaced.close('conflict', 'replaced by a new session with the same resource');
-          void hooks?.fire('session:closed', { session: replaced, clean: false });
+          track(hooks?.fire('session:closed', { session: replaced, clean: false }));
         }
-        void hooks?.fire('session:bound', { session: stream });
+        track(hooks?.fire('session:bound', { session: stream }));
       },
       streamClosed(stream) {
         streams.delete(stream);
       },
       sessionClosed(stream, clean) {
         if (router.sessions.remove(stream)) {
-          void router.hosts.get(stream.jid.domain)?.hooks.fire('session:closed', { session: stream, clean });
+          track(router.hosts.get(stream.jid.domain)?.hooks.fire('session:closed', { session: stream, clean }));
         }
       },
     };
@@ -155,6 +162,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       const closed = Promise.all(listeners.map((l) => l.close()));
       for (const stream of [...streams]) stream.close('system-shutdown', reason);
       await closed;
+      while (pendingHooks.size > 0) await Promise.all(pendingHooks);
       for (const host of router.hosts.values()) await host.stop();
       await storage.close();
       log.info('stopped');

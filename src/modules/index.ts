@@ -10,5 +10,6 @@ import time from './time/index.ts';
 import last from './last/index.ts';
 import vcard from './vcard/index.ts';
 import register from './register/index.ts';
+import offline from './offline/index.ts';
 
-export const allModules: ModuleDefinition[] = [roster, presence, blocking, disco, ping, version, time, last, vcard, register];
+export const allModules: ModuleDefinition[] = [roster, presence, blocking, disco, ping, version, time, last, vcard, register, offline];

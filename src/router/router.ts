@@ -24,7 +24,12 @@ export class Router {
   }
 
   /** Route a stanza whose `from` is trustworthy (stamped by a stream or set by the server). */
-  route(stanza: XmlElement): void {
+  /**
+   * Returns a promise only when delivery went asynchronous (a hook awaited storage): a stream
+   * waits for it before routing its client's next stanza, which keeps one sender's stanzas in
+   * order (RFC 6120 §10.1) however long each one's hooks take.
+   */
+  route(stanza: XmlElement): void | Promise<void> {
     const to = tryParseJid(stanza.attrs.to);
     if (to === undefined) {
       this.bounce(stanza, new StanzaError('jid-malformed'));
@@ -35,7 +40,7 @@ export class Router {
       this.bounce(stanza, new StanzaError('remote-server-not-found'));
       return;
     }
-    this.guard(stanza, this.deliverLocal(host, stanza, to));
+    return this.guard(stanza, this.deliverLocal(host, stanza, to));
   }
 
   /**
@@ -167,13 +172,12 @@ export class Router {
   }
 
   /** Hook chains may be async; a failure there must not leave the sender without an answer. */
-  private guard(stanza: XmlElement, result: boolean | Promise<boolean>): void {
-    if (result instanceof Promise) {
-      result.catch((err: unknown) => {
-        this.log.error({ err, stanza: stanza.name }, 'delivery failed');
-        this.bounce(stanza, err instanceof StanzaError ? err : new StanzaError('internal-server-error'));
-      });
-    }
+  private guard(stanza: XmlElement, result: boolean | Promise<boolean>): void | Promise<void> {
+    if (!(result instanceof Promise)) return;
+    return result.then(() => undefined, (err: unknown) => {
+      this.log.error({ err, stanza: stanza.name }, 'delivery failed');
+      this.bounce(stanza, err instanceof StanzaError ? err : new StanzaError('internal-server-error'));
+    });
   }
 }
 

@@ -306,15 +306,15 @@ export class C2SStream implements Session {
       return this.after(host.hooks.fire('message:outbound', { session: this, stanza }), () => this.env.router.route(stanza));
     }
     return this.after(host.hooks.fire('presence:outbound', { session: this, stanza }), () => {
-      if (to !== undefined) this.env.router.route(stanza);
+      if (to !== undefined) return this.env.router.route(stanza);
     });
   }
 
   /** Run `next` unless a hook handled the stanza; stays synchronous for synchronous hooks. */
-  private after(handled: boolean | Promise<boolean>, next: () => void): void | Promise<void> {
+  private after(handled: boolean | Promise<boolean>, next: () => void | Promise<void>): void | Promise<void> {
     if (handled === true) return;
     if (handled === false) return next();
-    return handled.then((done) => { if (!done) next(); });
+    return handled.then((done) => (done ? undefined : next()));
   }
 
   /** XEP-0199 server pings on idle connections; a peer that does not answer is gone. */

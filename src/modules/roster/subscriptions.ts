@@ -11,7 +11,7 @@ import { el, type XmlElement } from '../../xml/element.ts';
 import type { ModuleContext, Session } from '../api.ts';
 import type { RosterItem, UserRef } from '../../storage/types.ts';
 import type { Jid } from '../../router/jid.ts';
-import { KeyedQueue } from './queue.ts';
+import { KeyedQueue } from '../../util/keyed-queue.ts';
 import { hasFrom, hasTo, inbound, NONE, outbound, sameState, type SubscriptionState, type SubscriptionType } from './state.ts';
 import { isVisible, itemElement, NS_ROSTER, queryElement, removedElement } from './items.ts';
 

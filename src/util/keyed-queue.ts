@@ -1,9 +1,7 @@
 /**
- * One queue of tasks per key, run one at a time in arrival order. The roster module keys it
- * by account: every read-modify-write of an account's roster (roster sets, subscription
- * stanzas either way) runs in that account's queue, so two stanzas racing for the same item
- * cannot lose an update, and presence for the account waits for the subscription stanzas
- * that were routed to it first (a contact's 'subscribed' before the presence that follows it).
+ * One queue of tasks per key, run one at a time in arrival order: for work on one account
+ * that must neither interleave nor overtake (roster read-modify-writes, offline storage),
+ * while different accounts proceed in parallel.
  */
 export class KeyedQueue {
   private readonly tails = new Map<string, Promise<void>>();
