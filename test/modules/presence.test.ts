@@ -193,12 +193,13 @@ describe('presence (RFC 6121 §4)', () => {
     const bob = await newUser('bob');
     const b = await connect(bob, 'desk');
     b.send(`<message to='${alice.jid}' type='chat' id='m'><body>anyone?</body></message>`);
-    // Alice is not available: no session takes it, and without offline storage the sender is told.
-    await b.expect(`<message type='error' id='m'><error><service-unavailable xmlns='${NS_STANZAS}'/></error></message>`);
+    // Alice is not available: no session takes it, so it waits in offline storage.
+    await b.expectNothing(200);
     await a.expectNothing(100);
-    // The limits themselves are fine.
+    // The limits themselves are fine; becoming available brings the stored message.
     a.send(priority(127));
     await a.expect(`<presence from='${a.jid}' to='${a.jid}'><priority>127</priority></presence>`);
+    await a.expect(`<message id='m'><body>anyone?</body><delay xmlns='urn:xmpp:delay' from='localhost'/></message>`);
     a.send(priority(-128));
     await a.expect(`<presence from='${a.jid}' to='${a.jid}'><priority>-128</priority></presence>`);
   });
