@@ -11,5 +11,6 @@ import last from './last/index.ts';
 import vcard from './vcard/index.ts';
 import register from './register/index.ts';
 import offline from './offline/index.ts';
+import carbons from './carbons/index.ts';
 
-export const allModules: ModuleDefinition[] = [roster, presence, blocking, disco, ping, version, time, last, vcard, register, offline];
+export const allModules: ModuleDefinition[] = [roster, presence, blocking, disco, ping, version, time, last, vcard, register, offline, carbons];

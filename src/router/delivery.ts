@@ -12,15 +12,17 @@ import type { Router } from './router.ts';
 
 const LAST = -1000;
 
-/** Available sessions with non-negative priority (RFC 6121 §8.5.2.1). */
-function availableSessions(router: Router, bare: string): Session[] {
-  return router.sessions.ofBare(bare).filter((s) => s.presence !== undefined && s.priority >= 0);
-}
-
-function highestPriority(sessions: Session[]): Session[] {
+/**
+ * Which of an account's sessions get a message sent to its bare JID (RFC 6121 §8.5.2.1):
+ * the available ones with non-negative priority; of those, all for a headline, otherwise the
+ * highest-priority ones. Empty when none is available. Carbons applies the same rule.
+ */
+export function bareJidRecipients(sessions: readonly Session[], type: string): Session[] {
+  const available = sessions.filter((s) => s.presence !== undefined && s.priority >= 0);
+  if (type === 'headline') return available;
   let top = -Infinity;
-  for (const s of sessions) if (s.priority > top) top = s.priority;
-  return sessions.filter((s) => s.priority === top);
+  for (const s of available) if (s.priority > top) top = s.priority;
+  return available.filter((s) => s.priority === top);
 }
 
 export function installDeliveryRules(host: Host, router: Router): void {
@@ -32,9 +34,8 @@ export function installDeliveryRules(host: Host, router: Router): void {
     }
     // RFC 6121 §8.5.2.1.1 and §8.5.2.2.1: an error for the bare JID is silently ignored.
     if (type === 'error') return true;
-    const available = availableSessions(router, to.bare);
-    if (available.length > 0) {
-      const recipients = type === 'headline' ? available : highestPriority(available);
+    const recipients = bareJidRecipients(router.sessions.ofBare(to.bare), type);
+    if (recipients.length > 0) {
       for (const session of recipients) session.send(stanza);
       return true;
     }
