@@ -100,12 +100,13 @@ function record(target: string, version: string, scenario: string, variant: stri
 }
 
 /**
- * Summarises the main-thread profile Meerkat just wrote into `dir` (names end in
+ * Summarises the main-thread profiles Meerkat just wrote into `dir` (names end in
  * .<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread, the others are tsx's loader
- * worker), cut to the measured window of the last chat run, else of the last scenario that
- * reports one (login), else the whole run.
+ * worker): one summary per scenario variant that reports its measured window (login, chat),
+ * cut to that window, so start-up, warm-up passes and the other variants stay out; the whole
+ * run when no variant reports a window.
  */
-async function summariseProfile(dir: string, since: number): Promise<void> {
+async function summariseProfile(dir: string, since: number, top: number): Promise<void> {
   const { loadProfile, summarise, render } = await import('./cpuprofile-summary.ts');
   const files = readdirSync(dir)
     .filter((f) => /\.0\.\d+\.cpuprofile$/.test(f))
@@ -116,26 +117,21 @@ async function summariseProfile(dir: string, since: number): Promise<void> {
     log(`no main-thread .cpuprofile in ${dir} (did the server exit cleanly?)`);
     return;
   }
+  const profiles = files.map((file) => ({ file, profile: loadProfile(file) }));
   const windowed = results.filter((r) => r.target === 'meerkat' && Array.isArray(r.figures.windowMonotonicUs));
-  const chosen = windowed.filter((r) => r.scenario === 'chat').at(-1) ?? windowed.at(-1);
-  const window = chosen?.figures.windowMonotonicUs as [number, number] | undefined;
-  // Each server start wrote its own profile: take the one that covers the window.
-  let file = files[0];
-  let profile = loadProfile(file);
-  if (window !== undefined) {
-    for (const candidate of files) {
-      const p = candidate === file ? profile : loadProfile(candidate);
-      if (p.startTime <= window[0] && p.endTime >= window[1]) {
-        file = candidate;
-        profile = p;
-        break;
-      }
-    }
+  const jobs = windowed.length === 0
+    ? [{ scope: 'whole run', window: undefined, ...profiles[0] }]
+    : windowed.map((r) => {
+      const window = r.figures.windowMonotonicUs as [number, number];
+      // Each server start wrote its own profile: take the one that covers the window.
+      const covering = profiles.find(({ profile }) => profile.startTime <= window[0] && profile.endTime >= window[1]) ?? profiles[0];
+      return { scope: `${r.scenario}/${r.variant} measured window only`, window, ...covering };
+    });
+  for (const { scope, window, file, profile } of jobs) {
+    const summary = summarise(profile, top, window);
+    process.stdout.write(`BENCH ${JSON.stringify({ scenario: 'cpu-profile', target: 'meerkat', file, scope, window, ...summary })}\n`);
+    print(`\nCPU profile of meerkat, ${scope} (${file})\n${render(summary)}\n`);
   }
-  const summary = summarise(profile, 25, window);
-  const scope = chosen === undefined ? 'whole run' : `${chosen.scenario}/${chosen.variant} measured window only`;
-  process.stdout.write(`BENCH ${JSON.stringify({ scenario: 'cpu-profile', target: 'meerkat', file, scope, window, ...summary })}\n`);
-  print(`\nCPU profile of meerkat, ${scope} (${file})\n${render(summary)}\n`);
 }
 
 let current: Target | undefined;
@@ -175,7 +171,7 @@ for (const target of targets) {
     await target.stop();
     current = undefined;
   }
-  if (options.cpuProf !== undefined && target.name === 'meerkat') await summariseProfile(options.cpuProf, targetStarted);
+  if (options.cpuProf !== undefined && target.name === 'meerkat') await summariseProfile(options.cpuProf, targetStarted, options.profileTop);
 }
 
 for (const scenario of independent) {

@@ -42,6 +42,8 @@ export interface BenchOptions {
   restart: boolean;
   keep: boolean;
   cpuProf?: string;
+  /** Functions listed per profile summary (--profile-top). */
+  profileTop: number;
   json?: string;
   quiet: boolean;
   timeoutMs: number;
@@ -99,7 +101,9 @@ run
   --no-pin              do not pin with taskset
   --no-restart          do not restart a server the bench manages before each idle
                         variant (faster, but memory figures then include earlier growth)
-  --cpu-prof DIR        run Meerkat under node --cpu-prof, profiles into DIR
+  --cpu-prof DIR        run Meerkat under node --cpu-prof, profiles into DIR; prints one
+                        summary per login/chat variant, cut to its measured window
+  --profile-top N       functions listed in each profile summary (default 25)
   --json FILE           also append the JSON lines to FILE
   --quiet               JSON lines only
   --keep                keep temporary data folders
@@ -159,6 +163,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'no-pin': { type: 'boolean' },
       'no-restart': { type: 'boolean' },
       'cpu-prof': { type: 'string' },
+      'profile-top': { type: 'string' },
       json: { type: 'string' },
       quiet: { type: 'boolean' },
       keep: { type: 'boolean' },
@@ -203,6 +208,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     restart: !(values['no-restart'] ?? false),
     keep: values.keep ?? false,
     cpuProf: values['cpu-prof'],
+    profileTop: Math.max(1, int(values['profile-top'], 'profile-top', 25)),
     json: values.json,
     quiet: values.quiet ?? false,
     timeoutMs: int(values.timeout, 'timeout', 30_000),

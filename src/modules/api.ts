@@ -30,6 +30,14 @@ export interface Session {
   readonly data: Map<string, unknown>;
   /** Queue a stanza for the client. */
   send(stanza: XmlElement): void;
+  /**
+   * Let a module see every stanza before it is written to this session; a filter returning
+   * true has taken the stanza (to hold it back, as client state indication does) and must
+   * later hand it to `deliver`. One filter per session; undefined removes it.
+   */
+  setOutboundFilter(filter: ((stanza: XmlElement) => boolean) | undefined): void;
+  /** Write a stanza past the outbound filter. */
+  deliver(stanza: XmlElement): void;
   /** Close the stream with an error. */
   close(condition?: StreamErrorCondition, text?: string): void;
 }
@@ -174,6 +182,11 @@ export interface ModuleContext<C> {
    * this). Returning true means it was handled.
    */
   handlePreAuthIq(xmlns: string, handler: (stanza: XmlElement, stream: PreAuthStream) => Promise<boolean>): void;
+  /**
+   * Handle a top-level element that is not a stanza (a "nonza", e.g. XEP-0352's
+   * <active/>) on a bound session, by its namespace.
+   */
+  handleNonza(xmlns: string, handler: (element: XmlElement, session: Session) => void): void;
 
   provide<K extends keyof ModuleServices>(name: K, service: ModuleServices[K]): void;
   /** A service another module provides on this host, or undefined when that module is off. */

@@ -35,6 +35,7 @@ export class Host {
   readonly hooks = new HookBus();
   private readonly iqHandlers = new Map<string, IqHandler>();
   private readonly preAuthHandlers = new Map<string, PreAuthHandler>();
+  private readonly nonzaHandlers = new Map<string, (element: XmlElement, session: Session) => void>();
   private readonly features = { host: new Set<string>(), account: new Set<string>() };
   private readonly identities: Record<'host' | 'account', DiscoIdentity[]> = { host: [], account: [] };
   private readonly streamFeatures: { beforeAuth: StreamFeature[]; afterAuth: StreamFeature[] } = { beforeAuth: [], afterAuth: [] };
@@ -55,6 +56,10 @@ export class Host {
 
   iqHandler(target: IqRoute['target'], type: string, payload: XmlElement): IqHandler | undefined {
     return this.iqHandlers.get(iqRouteKey(target, type, payload.attrs.xmlns, payload.name));
+  }
+
+  nonzaHandler(xmlns: string | undefined): ((element: XmlElement, session: Session) => void) | undefined {
+    return xmlns === undefined ? undefined : this.nonzaHandlers.get(xmlns);
   }
 
   preAuthHandler(xmlns: string | undefined): PreAuthHandler | undefined {
@@ -114,6 +119,10 @@ export class Host {
       },
       handlePreAuthIq(xmlns, handler) {
         host.preAuthHandlers.set(xmlns, handler);
+      },
+      handleNonza(xmlns, handler) {
+        if (host.nonzaHandlers.has(xmlns)) throw new Error(`${moduleName}: nonzas of ${xmlns} are already handled`);
+        host.nonzaHandlers.set(xmlns, handler);
       },
       provide(name, service) {
         host.services[name] = service;

@@ -41,6 +41,7 @@ export class C2SStream implements Session {
   private boundJid: Jid | undefined;
   private readonly queue: XmlElement[] = [];
   private busy = false;
+  private outboundFilter: ((stanza: XmlElement) => boolean) | undefined;
   private closedCleanly = false;
   private pendingPing: string | undefined;
   /** performance.now() when the pending ping was sent. */
@@ -87,7 +88,16 @@ export class C2SStream implements Session {
   }
 
   send(stanza: XmlElement): void {
+    if (this.outboundFilter !== undefined && this.outboundFilter(stanza)) return;
+    this.deliver(stanza);
+  }
+
+  deliver(stanza: XmlElement): void {
     if (this.phase !== 'closed') this.transport.send(stanza);
+  }
+
+  setOutboundFilter(filter: ((stanza: XmlElement) => boolean) | undefined): void {
+    this.outboundFilter = filter;
   }
 
   close(condition?: StreamErrorCondition, text?: string): void {
@@ -193,6 +203,8 @@ export class C2SStream implements Session {
     const isStanza = ns === NS_CLIENT && (element.name === 'message' || element.name === 'presence' || element.name === 'iq');
     if (this.phase === 'bound') {
       if (isStanza) return this.handleStanza(element);
+      const nonza = this.host?.nonzaHandler(element.attrs.xmlns);
+      if (nonza !== undefined) return nonza(element, this);
       return this.close('unsupported-stanza-type', `<${element.name}/> is not handled here`);
     }
     if (this.phase !== 'negotiating' || this.host === undefined) return this.close('not-authorized');
