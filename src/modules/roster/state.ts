@@ -8,7 +8,7 @@
  * a pending-in one, so nine states exist: None, None+PendingOut, None+PendingIn,
  * None+PendingOut+In, To, To+PendingIn, From, From+PendingOut, Both.
  *
- * Pre-approvals (§3.4) are not implemented: an outbound 'subscribed' with nothing pending in
+ * Pre-approvals (§3.4, optional) are not offered, nor advertised: an outbound 'subscribed' with nothing pending in
  * is not routed, as Appendix A.2.3 says for a server without pre-approval support.
  */
 import type { Subscription } from '../../storage/types.ts';
