@@ -49,6 +49,9 @@ export interface ChatLoadFigures {
   serverCpuPct: number | null;
   generatorCpuPct: number;
   otherCpuPct: number | null;
+  serverCpuS: number | null;
+  /** Server CPU microseconds per message delivered in the window. */
+  serverCpuUsPerMsg: number | null;
   /** The measured window in CLOCK_MONOTONIC µs (to cut a server CPU profile to it). */
   windowMonotonicUs: [number, number];
 }
@@ -183,6 +186,9 @@ export async function runChatLoad(pairs: ChatPair[], options: ChatLoadOptions): 
     duplicated,
     errors,
     ...cpu,
+    // Messages delivered in the window per server CPU second: the server's cost per message,
+    // which other load on the machine disturbs far less than the rate itself.
+    serverCpuUsPerMsg: cpu.serverCpuS === null || windowReceived === 0 ? null : round((cpu.serverCpuS * 1e6) / windowReceived, 2),
     windowMonotonicUs: [monotonicStart, monotonicEnd],
   };
 }
@@ -197,5 +203,6 @@ export function chatRows(f: Record<string, unknown>): [string, string][] {
     ['sent / received', `${n(f.sent)} / ${n(f.received)}`],
     ['lost / duplicated / errors', `${n(f.lost)} / ${n(f.duplicated)} / ${n(f.errors)}`],
     ['CPU % of a core', `server ${n(f.serverCpuPct)}  generator ${n(f.generatorCpuPct)}  other processes ${n(f.otherCpuPct)}`],
+    ['server CPU per message', `${n(f.serverCpuUsPerMsg, 2)} µs`],
   ];
 }

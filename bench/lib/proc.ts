@@ -174,6 +174,8 @@ export interface CpuFigures {
   generatorCpuPct: number;
   /** Every other process on the machine, % of one core (other work competing for the cores). */
   otherCpuPct: number | null;
+  /** CPU seconds the server used (null when its pid is unknown): divided by the work done, a cost less sensitive to other load than a rate. */
+  serverCpuS: number | null;
 }
 
 /**
@@ -206,6 +208,7 @@ export class CpuMeter {
       serverCpuPct: server === undefined ? null : pct(server),
       generatorCpuPct: pct(self),
       otherCpuPct: machine === undefined ? null : Math.max(0, pct(machine - self - (server ?? 0))),
+      serverCpuS: server === undefined ? null : Math.round(server * 1000) / 1000,
     };
   }
 }

@@ -78,7 +78,7 @@ const scenario: Scenario = {
   },
   headline(f) {
     const l = f.latencyMs as Record<string, number>;
-    return { 'msgs/s': fmt(f.msgsPerSec), 'p50 ms': fmt(l.p50, 2), 'p99 ms': fmt(l.p99, 2), lost: fmt(f.lost), dup: fmt(f.duplicated) };
+    return { 'msgs/s': fmt(f.msgsPerSec), 'p50 ms': fmt(l.p50, 2), 'p99 ms': fmt(l.p99, 2), lost: fmt(f.lost), dup: fmt(f.duplicated), 'CPU µs/msg': fmt(f.serverCpuUsPerMsg, 2) };
   },
 };
 

@@ -47,6 +47,7 @@ async function pass(ctx: RunContext, timed: boolean): Promise<Figures> {
   const monotonicEnd = Number(process.hrtime.bigint() / 1000n);
   if (!timed) return {};
   const latency = histogram.summary();
+  const cpu = meter.read();
   return {
     n,
     concurrency: options.loginC,
@@ -57,7 +58,9 @@ async function pass(ctx: RunContext, timed: boolean): Promise<Figures> {
     seconds: round(seconds),
     loginsPerSec: round(histogram.count / seconds, 1),
     latencyMs: latency,
-    ...meter.read(),
+    ...cpu,
+    // Server CPU per login: less disturbed by other load on the machine than logins/s.
+    serverCpuMsPerLogin: cpu.serverCpuS === null || histogram.count === 0 ? null : round((cpu.serverCpuS * 1000) / histogram.count, 3),
     windowMonotonicUs: [monotonicStart, monotonicEnd],
   };
 }
@@ -88,11 +91,12 @@ const scenario: Scenario = {
       ['logins/s', fmt(f.loginsPerSec)],
       ['latency ms', `p50 ${fmt(l.p50, 2)}  p99 ${fmt(l.p99, 2)}  max ${fmt(l.max, 2)}`],
       ['CPU % of a core', `server ${fmt(f.serverCpuPct)}  generator ${fmt(f.generatorCpuPct)}  other processes ${fmt(f.otherCpuPct)}`],
+      ['server CPU per login', `${fmt(f.serverCpuMsPerLogin, 2)} ms`],
     ];
   },
   headline(f) {
     const l = f.latencyMs as Record<string, number>;
-    return { 'logins/s': fmt(f.loginsPerSec), 'p50 ms': fmt(l.p50, 2), 'p99 ms': fmt(l.p99, 2), failed: fmt(f.failures) };
+    return { 'logins/s': fmt(f.loginsPerSec), 'p50 ms': fmt(l.p50, 2), 'p99 ms': fmt(l.p99, 2), failed: fmt(f.failures), 'CPU ms/login': fmt(f.serverCpuMsPerLogin, 2) };
   },
 };
 

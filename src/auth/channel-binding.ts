@@ -147,21 +147,66 @@ function exportWithoutContext(socket: TLSSocket, length: number, label: string):
   return exportKeyingMaterial.call(socket, length, label);
 }
 
-/** What a server-side TLS socket can bind to, tls-exporter first. Empty when nothing is available. */
-export function channelBindingsFor(socket: TLSSocket): ChannelBinding[] {
-  const bindings: ChannelBinding[] = [];
-  if (socket.getProtocol() === 'TLSv1.3') {
-    try {
-      bindings.push({ type: 'tls-exporter', data: exportWithoutContext(socket, 32, 'EXPORTER-Channel-Binding') });
-    } catch {
-      // no keying material (socket closed): no binding
-    }
-  }
+/**
+ * tls-server-end-point data per certificate source (a listener's SecureContext): the server
+ * presents the same certificate on every connection of a context, so its hash is computed
+ * once, not per connection. `null`: the certificate gives no tls-server-end-point.
+ */
+const endPointByContext = new WeakMap<object, Buffer | null>();
+
+function serverCertificateDer(socket: TLSSocket): Buffer | undefined {
   const cert = socket.getCertificate();
-  const der = cert && 'raw' in cert && Buffer.isBuffer(cert.raw) ? cert.raw : undefined;
-  if (der !== undefined) {
-    const data = tlsServerEndPoint(der);
-    if (data !== undefined) bindings.push({ type: 'tls-server-end-point', data });
+  return cert && 'raw' in cert && Buffer.isBuffer(cert.raw) ? cert.raw : undefined;
+}
+
+function endPointData(socket: TLSSocket, context: object | undefined): Buffer | undefined {
+  if (context === undefined) {
+    const der = serverCertificateDer(socket);
+    return der === undefined ? undefined : tlsServerEndPoint(der);
   }
+  let data = endPointByContext.get(context);
+  if (data === undefined) {
+    const der = serverCertificateDer(socket);
+    // No certificate yet (handshake not done): don't cache the absence.
+    if (der === undefined) return undefined;
+    data = tlsServerEndPoint(der) ?? null;
+    endPointByContext.set(context, data);
+  }
+  return data ?? undefined;
+}
+
+/** A tls-exporter binding whose keying material is exported on first use only. */
+function lazyExporter(socket: TLSSocket): ChannelBinding {
+  let data: Buffer | undefined;
+  return {
+    type: 'tls-exporter',
+    get data(): Buffer {
+      if (data === undefined) {
+        try {
+          data = exportWithoutContext(socket, 32, 'EXPORTER-Channel-Binding');
+        } catch {
+          // No keying material any more (socket closed): nothing a client can match.
+          data = Buffer.alloc(0);
+        }
+      }
+      return data;
+    },
+  };
+}
+
+/**
+ * What a server-side TLS socket can bind to, tls-exporter first. Empty when nothing is
+ * available.
+ *
+ * Cheap enough to call for every connection: the tls-exporter data is exported only when a
+ * -PLUS exchange reads it, and with `context` (the SecureContext the socket was created with,
+ * or anything that identifies its certificate) the tls-server-end-point hash is computed once
+ * per context instead of reading and hashing the certificate on every connection.
+ */
+export function channelBindingsFor(socket: TLSSocket, context?: object): ChannelBinding[] {
+  const bindings: ChannelBinding[] = [];
+  if (socket.getProtocol() === 'TLSv1.3') bindings.push(lazyExporter(socket));
+  const endPoint = endPointData(socket, context);
+  if (endPoint !== undefined) bindings.push({ type: 'tls-server-end-point', data: endPoint });
   return bindings;
 }

@@ -26,7 +26,8 @@ export function bareJidRecipients(sessions: readonly Session[], type: string): S
 }
 
 export function installDeliveryRules(host: Host, router: Router): void {
-  const messageToBare = async (stanza: XmlElement, to: Jid): Promise<boolean> => {
+  /** Synchronous unless no resource is available (offline storage then decides). */
+  const messageToBare = (stanza: XmlElement, to: Jid): boolean | Promise<boolean> => {
     const type = stanza.attrs.type ?? 'normal';
     if (type === 'groupchat') {
       router.bounce(stanza, new StanzaError('service-unavailable'));
@@ -34,12 +35,17 @@ export function installDeliveryRules(host: Host, router: Router): void {
     }
     // RFC 6121 §8.5.2.1.1 and §8.5.2.2.1: an error for the bare JID is silently ignored.
     if (type === 'error') return true;
-    const recipients = bareJidRecipients(router.sessions.ofBare(to.bare), type);
+    const resources = router.sessions.resourcesOf(to.bare);
+    const recipients = resources === undefined ? [] : bareJidRecipients([...resources.values()], type);
     if (recipients.length > 0) {
       for (const session of recipients) session.send(stanza);
       return true;
     }
     if (type === 'headline') return true;
+    return toUnavailableAccount(stanza, to);
+  };
+
+  const toUnavailableAccount = async (stanza: XmlElement, to: Jid): Promise<boolean> => {
     // Offline storage decides for existing accounts; with none, or for an unknown account,
     // the answer is the same error, so a sender cannot tell which (RFC 6121 §8.5.2.2).
     if (await router.accountExists(to)) {
@@ -67,7 +73,8 @@ export function installDeliveryRules(host: Host, router: Router): void {
   }, LAST);
 
   host.hooks.on('presence:bare', ({ stanza, to }) => {
-    for (const session of router.sessions.ofBare(to.bare)) if (session.interested) session.send(stanza);
+    const resources = router.sessions.resourcesOf(to.bare);
+    if (resources !== undefined) for (const session of resources.values()) if (session.interested) session.send(stanza);
     return true;
   }, LAST);
 

@@ -1,7 +1,8 @@
 /**
  * TCP transport: plain sockets with STARTTLS (RFC 6120 §5) and direct TLS (XEP-0368).
- * Frames the byte stream with the XML tokenizer; batches writes so that the many stanzas a
- * burst produces leave in one syscall.
+ * Frames the byte stream with the XML tokenizer; batches writes so that everything a
+ * connection is sent during one event-loop turn leaves in one write (one syscall, and with TLS
+ * one record), whichever incoming reads produced it.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -32,6 +33,35 @@ export interface TcpListenerOptions {
 const STREAM_CLOSE = '</stream:stream>';
 /** A direct-TLS peer that has not finished its handshake by then is dropped. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Output pending beyond this is written at once rather than at the end of the turn. */
+const MAX_PENDING_CHARS = 256 * 1024;
+const NO_BINDINGS: ChannelBinding[] = [];
+
+/**
+ * Transports with output pending, written once per event-loop turn from a single
+ * setImmediate: after the poll phase, so the stanzas that all the reads of one turn produce
+ * for a connection leave together, and one immediate serves every connection.
+ */
+let dirty: TcpTransport[] = [];
+let spare: TcpTransport[] = [];
+let flushScheduled = false;
+
+function flushDirty(): void {
+  flushScheduled = false;
+  const list = dirty;
+  dirty = spare;
+  for (let i = 0; i < list.length; i++) list[i].flush();
+  list.length = 0;
+  spare = list;
+}
+
+function markDirty(transport: TcpTransport): void {
+  dirty.push(transport);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushDirty);
+  }
+}
 
 export class TcpTransport implements StreamTransport {
   readonly remoteAddress: string;
@@ -44,18 +74,21 @@ export class TcpTransport implements StreamTransport {
   private upgrading = false;
   private closedReported = false;
   lastActivity = performance.now();
-  private corked = false;
+  /** Output of this turn, written by flush(). */
+  private pending = '';
   private ending = false;
+  private bindings: ChannelBinding[] | undefined;
   private paused = false;
   /** Read shaping: bytes allowed before the next refill. */
   private budget: number;
   private budgetRefilledAt = Date.now();
 
-  constructor(socket: net.Socket, options: TcpListenerOptions, log: Logger) {
+  /** `log` is the listener's: debug lines carry `remote` themselves (no child logger per connection). */
+  constructor(socket: net.Socket, options: TcpListenerOptions, log: Logger, remoteAddress = socket.remoteAddress ?? 'unknown') {
     this.socket = socket;
     this.options = options;
     this.log = log;
-    this.remoteAddress = socket.remoteAddress ?? 'unknown';
+    this.remoteAddress = remoteAddress;
     this.budget = options.bytesPerSecond;
     if (socket instanceof tls.TLSSocket) this.tlsSocket = socket;
     this.parser = new StreamParser(
@@ -98,6 +131,7 @@ export class TcpTransport implements StreamTransport {
     if (this.ending) return;
     this.write(STREAM_CLOSE);
     this.ending = true;
+    this.flush();
     this.socket.end();
     // A peer that never closes its side must not hold the socket.
     setTimeout(() => this.socket.destroy(), 5000).unref();
@@ -123,7 +157,7 @@ export class TcpTransport implements StreamTransport {
       secure.once('secure', resolve);
       secure.once('error', reject);
     }).catch((err: unknown) => {
-      this.log.debug({ err }, 'TLS handshake failed');
+      this.log.debug({ remote: this.remoteAddress, err }, 'TLS handshake failed');
       secure.destroy();
       this.reportClosed();
       throw err;
@@ -148,16 +182,31 @@ export class TcpTransport implements StreamTransport {
   }
 
   destroy(): void {
+    this.pending = '';
     this.socket.destroy();
   }
 
+  /**
+   * Computed once per connection, and cheaply: the tls-exporter data only when a -PLUS
+   * exchange reads it, the certificate hash once per secure context.
+   */
   channelBindings(): ChannelBinding[] {
-    return this.tlsSocket === undefined ? [] : channelBindingsFor(this.tlsSocket);
+    if (this.tlsSocket === undefined) return NO_BINDINGS;
+    if (this.upgrading) return channelBindingsFor(this.tlsSocket, this.options.secureContext);
+    return (this.bindings ??= channelBindingsFor(this.tlsSocket, this.options.secureContext));
+  }
+
+  /** Write what this turn produced (called once per turn for every transport with output). */
+  flush(): void {
+    const data = this.pending;
+    if (data === '') return;
+    this.pending = '';
+    if (!this.socket.destroyed) this.socket.write(data);
   }
 
   private attach(socket: net.Socket): void {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
+    socket.on('error', (err) => this.log.debug({ remote: this.remoteAddress, err: err.message }, 'socket error'));
     socket.on('close', () => this.reportClosed());
   }
 
@@ -182,18 +231,13 @@ export class TcpTransport implements StreamTransport {
 
   private write(data: string): void {
     if (this.ending || this.socket.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => this.flush());
+    if (this.pending === '') {
+      this.pending = data;
+      markDirty(this);
+      return;
     }
-    this.socket.write(data);
-  }
-
-  private flush(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    this.socket.uncork();
+    this.pending += data;
+    if (this.pending.length >= MAX_PENDING_CHARS) this.flush();
   }
 
   private reportClosed(): void {
@@ -244,9 +288,8 @@ export class TcpListener {
         if (left === 0) this.perAddress.delete(address);
         else this.perAddress.set(address, left);
       });
-      const connectionLog = log.child({ remote: address });
       if (options.tlsMode !== 'direct') {
-        onConnection(new TcpTransport(socket, options, connectionLog));
+        onConnection(new TcpTransport(socket, options, log, address));
         return;
       }
       // XEP-0368: TLS from the first byte. Wrapping the accepted socket (as STARTTLS does)
@@ -254,13 +297,13 @@ export class TcpListener {
       const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: options.secureContext, ALPNProtocols: ['xmpp-client'] });
       const handshakeTimer = setTimeout(() => secure.destroy(), HANDSHAKE_TIMEOUT_MS);
       secure.once('error', (err) => {
-        connectionLog.debug({ err: err.message }, 'direct TLS handshake failed');
+        log.debug({ remote: address, err: err.message }, 'direct TLS handshake failed');
         secure.destroy();
       });
       secure.once('secure', () => {
         clearTimeout(handshakeTimer);
         secure.removeAllListeners('error');
-        onConnection(new TcpTransport(secure, options, connectionLog));
+        onConnection(new TcpTransport(secure, options, log, address));
       });
     };
     this.server = net.createServer(accept);

@@ -205,7 +205,7 @@ export default defineModule({
       if (rawTo === undefined) return; // broadcast presence, or an IQ to the server
       const to = tryParseJid(rawTo);
       if (to === undefined || to.bare === session.jid.bare || isServer(to)) return;
-      const blocked = lists.blocks(session.user, to);
+      const blocked = lists.blocksFor(session.jid, to);
       if (blocked === false) return;
       const refuse = (yes: boolean): HookResult => {
         if (!yes) return;
@@ -220,12 +220,12 @@ export default defineModule({
     function inbound({ stanza, to }: { stanza: XmlElement; to: Jid }): HookResult | Promise<HookResult> {
       const from = tryParseJid(stanza.attrs.from);
       if (from === undefined || from.bare === to.bare) return;
-      const byRecipient = isServer(from) ? false : lists.blocks(userOf(to), from);
+      const byRecipient = isServer(from) ? false : lists.blocksFor(to, from);
       const type = stanza.attrs.type;
       const senderLists = from.local === '' || type === 'error' || (stanza.name === 'presence' && type === 'unavailable')
         ? undefined
         : registry.get(from.domain);
-      const bySender = senderLists === undefined ? false : senderLists.blocks(userOf(from), to);
+      const bySender = senderLists === undefined ? false : senderLists.blocksFor(from, to);
       if (byRecipient === false && bySender === false) return;
       if (typeof byRecipient === 'boolean' && typeof bySender === 'boolean') return decide(stanza, byRecipient, bySender);
       return Promise.all([byRecipient, bySender]).then(([r, s]) => decide(stanza, r, s));

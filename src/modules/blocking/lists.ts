@@ -1,8 +1,10 @@
 /**
  * Block lists (XEP-0191) in memory: the list of every account with a bound session is kept
  * here, so the hot path (is this stanza's sender blocked?) is a few Set lookups with no
- * promise. Lists of accounts without a session are read from storage on each use and not
- * kept. Every change goes through `change`, which runs one change at a time per account and
+ * promise. Lists are keyed by the account's bare JID, so a caller holding a Jid looks its list
+ * up with the string the Jid already has (no key built per stanza), and an empty list (almost
+ * everyone's) answers without any JID lookup. Lists of accounts without a session are read
+ * from storage on each use and not kept. Every change goes through `change`, which runs one change at a time per account and
  * updates storage first, then the cached Set, so the cache never holds what storage does not.
  */
 import type { BlockListStore, UserRef } from '../../storage/types.ts';
@@ -20,8 +22,13 @@ export function listBlocks(list: BlockList, jid: Jid): boolean {
   return list.has(jid.full) || list.has(jid.bare) || list.has(jid.domain);
 }
 
+/** The cache key: the account's bare JID (what `Jid.bare` is for an account's address). */
 function keyOf(user: UserRef): string {
   return `${user.username}@${user.domain}`;
+}
+
+function userOf(account: Jid): UserRef {
+  return { username: account.local, domain: account.domain };
 }
 
 export class BlockLists {
@@ -46,6 +53,17 @@ export class BlockLists {
   blocks(owner: UserRef, jid: Jid): boolean | Promise<boolean> {
     const list = this.load(owner);
     return list instanceof Promise ? list.then((l) => listBlocks(l, jid)) : listBlocks(list, jid);
+  }
+
+  /**
+   * The per-stanza check: does the account at `owner` (an account's address, any resource)
+   * block `jid`? One Map lookup by `owner.bare` when the list is cached; synchronous then.
+   */
+  blocksFor(owner: Jid, jid: Jid): boolean | Promise<boolean> {
+    const hit = this.cache.get(owner.bare);
+    if (hit === undefined) return this.blocks(userOf(owner), jid);
+    if (hit instanceof Promise) return hit.then((l) => listBlocks(l, jid));
+    return hit.size !== 0 && (hit.has(jid.full) || hit.has(jid.bare) || hit.has(jid.domain));
   }
 
   /** Start keeping an account's list (its first session bound). */
