@@ -69,6 +69,11 @@ function openPostgres(url: string, poolSize: number, schema: string, log: Logger
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', (err) => log.error({ err }, 'PostgreSQL connection error'));
+  // pg-pool listens for a client's errors only while it is idle. A connection lost while
+  // checked out (mid-transaction: a server restart, a terminated backend) would emit an
+  // 'error' nobody handles and crash the process. The statement in flight fails anyway, and
+  // the pool discards the broken client when it is released.
+  pool.on('connect', (client) => client.on('error', (err) => log.debug({ err }, 'PostgreSQL connection lost')));
   return new Kysely<Schema>({ dialect: new DrainingPostgresDialect({ pool }) });
 }
 

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Database, Db } from './database.ts';
 import type { DialectName } from './migrations/migration.ts';
 import type { AccountData } from './stores/account-data.ts';
+import { SqlArchiveStore } from './stores/archive.ts';
 import { SqlBlockListStore } from './stores/blocklist.ts';
 import { SqlLastActivityStore } from './stores/last-activity.ts';
 import { SqlOfflineStore } from './stores/offline.ts';
@@ -19,6 +20,7 @@ export class SqlStorage implements Storage {
   readonly blocklist: SqlBlockListStore;
   readonly lastActivity: SqlLastActivityStore;
   readonly offline: SqlOfflineStore;
+  readonly archive: SqlArchiveStore;
   /** Exposed for stores added by later features; modules never see it. */
   readonly db: Db;
   private readonly log: Logger;
@@ -36,7 +38,8 @@ export class SqlStorage implements Storage {
     this.blocklist = new SqlBlockListStore(this.db);
     this.lastActivity = new SqlLastActivityStore(this.db);
     this.offline = new SqlOfflineStore(this.db, this.dialect);
-    this.accountData = [this.roster, this.vcards, this.blocklist, this.lastActivity, this.offline, this.users];
+    this.archive = new SqlArchiveStore(this.db, this.dialect);
+    this.accountData = [this.roster, this.vcards, this.blocklist, this.lastActivity, this.offline, this.archive, this.users];
   }
 
   /**

@@ -47,6 +47,37 @@ for (const backend of storageBackends) {
       assert.equal(await offline.count(alice), 7);
     });
 
+    test('a batch keeps its order, stores what fits and names the refused messages', async () => {
+      const { offline } = opened.storage;
+      const carol: UserRef = { username: 'carol', domain: 'example.org' };
+      await offline.push(alice, message(0), 3);
+      const batch = [alice, bob, alice, carol, alice, bob, alice, carol].map((owner, i) => ({ owner, ...message(i + 1) }));
+      // alice already holds 1 of 3: her 2nd and 3rd of the batch fit, the 4th and 5th do not.
+      assert.deepEqual(await offline.pushMany(batch, 3), [4, 6]);
+      assert.deepEqual((await offline.peek(alice)).map((m) => m.stanza), [0, 1, 3].map((n) => message(n).stanza));
+      assert.deepEqual((await offline.peek(bob)).map((m) => m.stanza), [2, 6].map((n) => message(n).stanza));
+      assert.deepEqual((await offline.peek(carol)).map((m) => m.stanza), [4, 8].map((n) => message(n).stanza));
+      assert.deepEqual(await offline.pushMany([], 3), []);
+      // Later batches come after earlier ones.
+      await offline.pushMany([{ owner: bob, ...message(9) }, { owner: bob, ...message(10) }], 10);
+      assert.deepEqual((await offline.peek(bob)).map((m) => m.stanza), [2, 6, 9, 10].map((n) => message(n).stanza));
+    });
+
+    test('concurrent batches over the same accounts never overshoot the quota nor deadlock', async () => {
+      const { offline } = opened.storage;
+      const owners = Array.from({ length: 6 }, (_, i) => ({ username: `u${i}`, domain: 'example.com' }));
+      const batches = Array.from({ length: 12 }, (_, b) =>
+        // Each batch names every account five times, starting and running in different orders.
+        Array.from({ length: 30 }, (_, i) => {
+          const k = (i + b) % owners.length;
+          return { owner: owners[b % 2 ? owners.length - 1 - k : k], ...message(b * 100 + i) };
+        }));
+      const refused = await Promise.all(batches.map((batch) => offline.pushMany(batch, 25)));
+      const stored = batches.reduce((sum, batch, b) => sum + batch.length - refused[b].length, 0);
+      assert.equal(stored, 25 * owners.length);
+      for (const owner of owners) assert.equal(await offline.count(owner), 25);
+    });
+
     test('removing the account deletes its queue only', async () => {
       const { storage } = opened;
       await storage.offline.push(alice, message(1), 10);

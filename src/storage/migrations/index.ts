@@ -8,10 +8,12 @@ import type { Migration, MigrationProvider } from 'kysely';
 import { migrationContext, type DialectName, type StorageMigration } from './migration.ts';
 import * as core from './0001-core.ts';
 import * as offline from './0002-offline.ts';
+import * as archive from './0003-archive.ts';
 
 export const migrations: Readonly<Record<string, StorageMigration>> = {
   '0001-core': core,
   '0002-offline': offline,
+  '0003-archive': archive,
 };
 
 /** Hands Kysely's Migrator the migrations above, bound to the dialect they run on. */
