@@ -13,6 +13,8 @@ import { Host } from './router/host.ts';
 import { installDeliveryRules } from './router/delivery.ts';
 import { C2SStream } from './stream/c2s.ts';
 import type { StreamEnvironment } from './stream/environment.ts';
+import { ResumableSessions } from './stream/resumption.ts';
+import type { SmSettings } from './stream/stream-management.ts';
 import { TcpListener } from './transports/tcp.ts';
 import { loadOrCreateCertificate, secureContext } from './transports/certificates.ts';
 import { RateLimiter } from './util/rate-limit.ts';
@@ -47,7 +49,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const streams = new Set<C2SStream>();
   /** Session hooks still running (a session's end writes last activity): shutdown waits for them. */
   const pendingHooks = new Set<Promise<unknown>>();
-  const track = (work: boolean | Promise<boolean> | undefined): void => {
+  const track = (work: boolean | Promise<unknown> | undefined): void => {
     if (!(work instanceof Promise)) return;
     const settled = work.catch((err: unknown) => log.error({ err }, 'session hook failed')).finally(() => pendingHooks.delete(settled));
     pendingHooks.add(settled);
@@ -93,6 +95,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     failuresByAccount: new RateLimiter({ limit: auth.failures_per_account, windowMs: 60_000, maxKeys: 100_000 }),
   };
 
+  const sm = config.stream_management;
+  const streamManagement: SmSettings = {
+    enabled: sm.enabled,
+    resumeTimeoutMs: sm.resume_timeout * 1000,
+    maxUnacked: sm.max_unacked,
+    ackRequestStanzas: sm.ack_request_stanzas,
+    ackRequestDelayMs: sm.ack_request_delay * 1000,
+  };
+  /** XEP-0198 sessions a client may resume through any listener. */
+  const resumable = new ResumableSessions<C2SStream>();
+
   const listeners: TcpListener[] = [];
   const ports: number[] = [];
   for (const listen of config.listen.c2s) {
@@ -110,6 +123,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       saslPolicy: { mechanisms: auth.sasl_mechanisms, plainWithoutTls: auth.plain_without_tls },
       saslLimits,
       limits: { authTimeoutMs: listen.auth_timeout * 1000, idleTimeoutMs: listen.idle_timeout * 1000, pingTimeoutMs: listen.ping_timeout * 1000 },
+      streamManagement,
+      resumable,
+      track,
       sessionOpened(stream) {
         const hooks = router.hosts.get(stream.jid.domain)?.hooks;
         const replaced = router.sessions.add(stream);
@@ -158,7 +174,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     stopping ??= (async () => {
       log.info({ reason }, 'stopping');
       // A listener's close completes only when its last connection is gone: stop accepting
-      // first, then end every stream, then wait.
+      // first, then end every stream (sessions waiting to be resumed included: what they
+      // queued goes to offline storage), then wait.
       const closed = Promise.all(listeners.map((l) => l.close()));
       for (const stream of [...streams]) stream.close('system-shutdown', reason);
       await closed;

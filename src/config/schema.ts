@@ -176,6 +176,21 @@ const auth = z.object({
     .describe(`PBKDF2 iterations of the SCRAM keys stored for new and changed passwords (at least ${MIN_ITERATIONS}, RFC 7677). Existing accounts keep theirs until their password changes.`),
 }).strict();
 
+// ---- [stream_management] ----
+
+const streamManagement = z.object({
+  enabled: z.boolean().default(true)
+    .describe('Offer XEP-0198 stream management (acknowledgements and resumption) to clients.'),
+  resume_timeout: seconds(86_400).default(300)
+    .describe('Seconds a resumable session whose connection was lost stays alive (present to contacts, queueing what it is sent) for the client to resume it; advertised to clients as `max`. A client may ask for less. When it runs out, undelivered messages go to offline storage.'),
+  max_unacked: int(1, 1_000_000).default(1000)
+    .describe('Most stanzas sent to a client and not yet acknowledged. A client past it has its queue moved to offline storage and its stream closed with <policy-violation/>.'),
+  ack_request_stanzas: int(1, 10_000).default(5)
+    .describe('The server asks for an acknowledgement (<r/>) after this many stanzas sent since its last request...'),
+  ack_request_delay: seconds(3600).default(5)
+    .describe('...or this many seconds after a stanza went out that no request covers.'),
+}).strict();
+
 // ---- [storage] ----
 
 const storage = z.object({
@@ -231,6 +246,7 @@ export function buildConfigSchema(modules: readonly ModuleDefinition[]) {
     tls: tls.prefault({}).describe('Default TLS certificate and protocol versions for every listener.'),
     listen: listen.prefault({}).describe('Network listeners.'),
     auth: auth.prefault({}).describe('Authentication (SASL) policy.'),
+    stream_management: streamManagement.prefault({}).describe('XEP-0198 stream management: acknowledgements and resumption of client streams.'),
     storage: storage.prefault({}).describe('Where accounts and module data are stored.'),
     modules: moduleTables.prefault({})
       .describe('Feature modules, one [modules.<name>] table each, applying to every host.'),

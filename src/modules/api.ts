@@ -31,15 +31,34 @@ export interface Session {
   /** Queue a stanza for the client. */
   send(stanza: XmlElement): void;
   /**
-   * Let a module see every stanza before it is written to this session; a filter returning
-   * true has taken the stanza (to hold it back, as client state indication does) and must
-   * later hand it to `deliver`. One filter per session; undefined removes it.
+   * Let a module see every stanza before it is written to this session (to hold some back, as
+   * client state indication does). One filter per session; undefined removes it.
    */
-  setOutboundFilter(filter: ((stanza: XmlElement) => boolean) | undefined): void;
-  /** Write a stanza past the outbound filter. */
+  setOutboundFilter(filter: OutboundFilter | undefined): void;
+  /** The filter in place, if any. */
+  readonly outboundFilter: OutboundFilter | undefined;
+  /**
+   * Write a stanza past the outbound filter. With stream management it is queued until the
+   * client acknowledges it, also while the connection is lost and the session waits to be
+   * resumed; once the session has ended it is handled as undeliverable (a message goes to
+   * offline storage).
+   */
   deliver(stanza: XmlElement): void;
   /** Close the stream with an error. */
   close(condition?: StreamErrorCondition, text?: string): void;
+}
+
+/** What a module puts between a session and its client (see Session.setOutboundFilter). */
+export interface OutboundFilter {
+  /** Sees each stanza for the session; true means the filter took it, to `deliver` it later. */
+  hold(stanza: XmlElement): boolean;
+  /**
+   * Hand back everything held, oldest first, and hold nothing more. The stream calls it when
+   * the session ends (what was held is then undeliverable, so a held message goes to offline
+   * storage) and when a stream is resumed (XEP-0352 §5.2: a resumed stream starts active, so
+   * the stream delivers what was held and removes the filter).
+   */
+  release(): XmlElement[];
 }
 
 /**

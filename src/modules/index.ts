@@ -11,7 +11,8 @@ import last from './last/index.ts';
 import vcard from './vcard/index.ts';
 import register from './register/index.ts';
 import offline from './offline/index.ts';
+import mam from './mam/index.ts';
 import carbons from './carbons/index.ts';
 import csi from './csi/index.ts';
 
-export const allModules: ModuleDefinition[] = [roster, presence, blocking, disco, ping, version, time, last, vcard, register, offline, carbons, csi];
+export const allModules: ModuleDefinition[] = [roster, presence, blocking, disco, ping, version, time, last, vcard, register, offline, mam, carbons, csi];

@@ -2,20 +2,26 @@
  * One client-to-server stream (RFC 6120): the state machine from the first header through
  * STARTTLS, SASL and resource binding to a bound session that sends and receives stanzas.
  * Transport-agnostic: it sees only a StreamTransport.
+ *
+ * With XEP-0198 stream management the object outlives its connection: a resumable session
+ * whose connection is lost hibernates (still registered, queueing what it is sent) until a new
+ * stream of the same account resumes it, which hands its transport over to this object, or
+ * until it times out and ends, its undelivered messages going to offline storage.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { el, type XmlElement } from '../xml/element.ts';
 import { StanzaError, errorReply, streamErrorElement, type StreamErrorCondition } from '../xml/errors.ts';
-import type { Session } from '../modules/api.ts';
+import type { OutboundFilter, Session } from '../modules/api.ts';
 import type { UserRef } from '../storage/types.ts';
 import type { Host } from '../router/host.ts';
 import { Jid, tryParseJid } from '../router/jid.ts';
-import type { StreamTransport } from '../transports/transport.ts';
+import type { StreamEvents, StreamTransport } from '../transports/transport.ts';
 import { offeredMechanisms } from '../auth/sasl.ts';
 import { NS_SASL, SaslNegotiator } from './sasl-negotiator.ts';
 import { bindResource, NS_BIND, NS_SESSION } from './bind.ts';
 import type { StreamEnvironment } from './environment.ts';
+import { failedElement, handledCountTooHigh, handOver, NS_SM, parseH, SessionSm, type Undelivered } from './stream-management.ts';
 
 export const NS_STREAM = 'http://etherx.jabber.org/streams';
 export const NS_CLIENT = 'jabber:client';
@@ -26,12 +32,18 @@ const QUEUE_PAUSE_AT = 64;
 /** Major version 1 compared numerically (leading zeros allowed), any minor version. */
 const SUPPORTED_VERSION = /^0*1\.[0-9]+$/;
 
-type Phase = 'header' | 'negotiating' | 'bound' | 'closed';
+/**
+ * 'hibernating': the session is bound but its connection is gone, waiting to be resumed.
+ * 'closed': the stream ended, or handed its connection to the session it resumed.
+ */
+type Phase = 'header' | 'negotiating' | 'bound' | 'hibernating' | 'closed';
+/** An element from the peer, or a step that must run in order with them (completing a resumption). */
+type Work = XmlElement | (() => void);
 
 export class C2SStream implements Session {
   readonly id = randomBytes(9).toString('base64url');
-  private readonly transport: StreamTransport;
-  private readonly env: StreamEnvironment;
+  private transport: StreamTransport;
+  private env: StreamEnvironment;
   private readonly log: Logger;
   private phase: Phase = 'header';
   private headerSent = false;
@@ -39,9 +51,14 @@ export class C2SStream implements Session {
   private sasl: SaslNegotiator | undefined;
   private username: string | undefined;
   private boundJid: Jid | undefined;
-  private readonly queue: XmlElement[] = [];
+  private readonly queue: Work[] = [];
   private busy = false;
-  private outboundFilter: ((stanza: XmlElement) => boolean) | undefined;
+  private filter: OutboundFilter | undefined;
+  /** Stream management, once the client enabled it. */
+  private sm: SessionSm | undefined;
+  private hibernation: NodeJS.Timeout | undefined;
+  /** A new connection took the session over and <resumed/> has not gone out yet: write nothing before it. */
+  private resuming = false;
   private closedCleanly = false;
   private pendingPing: string | undefined;
   /** performance.now() when the pending ping was sent. */
@@ -61,13 +78,19 @@ export class C2SStream implements Session {
     this.log = env.log.child({ stream: this.id });
     this.timer = setTimeout(() => this.close('connection-timeout', 'authentication took too long'), env.limits.authTimeoutMs);
     this.timer.unref();
-    transport.bind({
-      streamStart: (name, attrs) => this.onHeader(name, attrs),
-      stanza: (element) => this.enqueue(element),
-      streamEnd: () => this.onPeerClose(),
-      xmlError: (condition, text) => this.close(condition as StreamErrorCondition, text),
-      closed: () => this.onClosed(),
-    });
+    transport.bind(this.eventsOf(transport));
+  }
+
+  /** Events of a transport, ignored once another one has taken its place (after a resumption). */
+  private eventsOf(transport: StreamTransport): StreamEvents {
+    const current = () => transport === this.transport;
+    return {
+      streamStart: (name, attrs) => { if (current()) this.onHeader(name, attrs); },
+      stanza: (element) => { if (current()) this.enqueue(element); },
+      streamEnd: () => { if (current()) this.onPeerClose(); },
+      xmlError: (condition, text) => { if (current()) this.close(condition as StreamErrorCondition, text); },
+      closed: () => { if (current()) this.onTransportClosed(); },
+    };
   }
 
   get jid(): Jid {
@@ -87,29 +110,62 @@ export class C2SStream implements Session {
     return this.phase === 'bound';
   }
 
+  /** Bound, connected or waiting to be resumed. */
+  private get live(): boolean {
+    return this.phase === 'bound' || this.phase === 'hibernating';
+  }
+
+  get outboundFilter(): OutboundFilter | undefined {
+    return this.filter;
+  }
+
   send(stanza: XmlElement): void {
-    if (this.outboundFilter !== undefined && this.outboundFilter(stanza)) return;
+    if (this.phase !== 'closed' && this.filter?.hold(stanza) === true) return;
     this.deliver(stanza);
   }
 
   deliver(stanza: XmlElement): void {
-    if (this.phase !== 'closed') this.transport.send(stanza);
+    if (this.phase === 'closed') return this.undeliverable([{ stanza, queuedAt: Date.now() }]);
+    const sm = this.sm;
+    if (sm === undefined) {
+      this.transport.send(stanza);
+      return;
+    }
+    const xml = stanza.toString();
+    sm.unacked.push({ stanza, xml, queuedAt: Date.now() });
+    // A client that stops acknowledging ends its session: what it was sent goes offline.
+    const max = this.env.streamManagement.maxUnacked;
+    if (sm.unacked.length > max) return this.close('policy-violation', `more than ${max} stanzas left unacknowledged`);
+    if (this.phase === 'bound' && !this.resuming) {
+      this.transport.send(xml);
+      this.stanzaSent(sm);
+    }
   }
 
-  setOutboundFilter(filter: ((stanza: XmlElement) => boolean) | undefined): void {
-    this.outboundFilter = filter;
+  setOutboundFilter(filter: OutboundFilter | undefined): void {
+    this.filter = filter;
   }
 
   close(condition?: StreamErrorCondition, text?: string): void {
+    this.closeWith(condition, text);
+  }
+
+  private closeWith(condition?: StreamErrorCondition, text?: string, appCondition?: XmlElement): void {
     if (this.phase === 'closed') return;
+    // No connection to say goodbye on: the session just ends.
+    if (this.phase === 'hibernating') return this.end();
     if (!this.headerSent) this.sendHeader(this.host?.domain ?? this.env.defaultDomain);
     if (condition !== undefined) {
       this.log.debug({ condition, text }, 'closing stream with error');
-      this.transport.send(streamErrorElement(condition, text));
+      const error = streamErrorElement(condition, text);
+      if (appCondition !== undefined) error.children.splice(1, 0, appCondition);
+      this.transport.send(error);
     }
-    this.phase = 'closed';
     this.transport.closeStream();
-    this.onClosed();
+    this.transport.resume(); // if reading was paused, the peer's own close must still be seen
+    // A peer that stopped answering pings may be on a dead network path: it may resume.
+    if (condition === 'connection-timeout' && this.resumable) this.hibernate();
+    else this.end();
   }
 
   // --- stream header and features -------------------------------------------------------
@@ -146,7 +202,9 @@ export class C2SStream implements Session {
     const features = el('stream:features');
     const { transport, env } = this;
     if (this.username !== undefined) {
-      return features.append(el('bind', { xmlns: NS_BIND }), el('session', { xmlns: NS_SESSION }, el('optional')), ...host.streamFeaturesFor(true));
+      features.append(el('bind', { xmlns: NS_BIND }), el('session', { xmlns: NS_SESSION }, el('optional')));
+      if (env.streamManagement.enabled) features.append(el('sm', { xmlns: NS_SM }));
+      return features.append(...host.streamFeaturesFor(true));
     }
     if (transport.canStartTls) {
       features.append(el('starttls', { xmlns: NS_TLS }, env.tlsRequired ? el('required') : undefined));
@@ -163,20 +221,20 @@ export class C2SStream implements Session {
 
   // --- element processing, strictly in arrival order ------------------------------------
 
-  private enqueue(element: XmlElement): void {
+  private enqueue(work: Work): void {
     if (this.phase === 'closed') return;
     if (this.busy) {
-      this.queue.push(element);
-      if (this.queue.length === QUEUE_PAUSE_AT) this.transport.pause();
+      this.queue.push(work);
+      if (this.queue.length >= QUEUE_PAUSE_AT) this.transport.pause();
       return;
     }
-    this.process(element);
+    this.process(work);
   }
 
-  private process(element: XmlElement): void {
+  private process(work: Work): void {
     let result: void | Promise<void>;
     try {
-      result = this.handle(element);
+      result = typeof work === 'function' ? work() : this.handle(work);
     } catch (err) {
       this.internalError(err);
       return;
@@ -201,8 +259,13 @@ export class C2SStream implements Session {
   private handle(element: XmlElement): void | Promise<void> {
     const ns = element.attrs.xmlns ?? NS_CLIENT;
     const isStanza = ns === NS_CLIENT && (element.name === 'message' || element.name === 'presence' || element.name === 'iq');
-    if (this.phase === 'bound') {
-      if (isStanza) return this.handleStanza(element);
+    // While hibernating, what the lost connection delivered before it died is still handled.
+    if (this.live) {
+      if (isStanza) {
+        this.sm?.countInbound();
+        return this.handleStanza(element);
+      }
+      if (ns === NS_SM) return this.handleSm(element);
       const nonza = this.host?.nonzaHandler(element.attrs.xmlns);
       if (nonza !== undefined) return nonza(element, this);
       return this.close('unsupported-stanza-type', `<${element.name}/> is not handled here`);
@@ -213,6 +276,7 @@ export class C2SStream implements Session {
       return this.close(isStanza ? 'not-authorized' : 'policy-violation', 'STARTTLS is required on this server');
     }
     if (ns === NS_SASL && this.username === undefined) return this.handleSasl(element, this.host);
+    if (ns === NS_SM && this.username !== undefined) return this.handleSm(element);
     if (isStanza && element.name === 'iq') {
       if (this.username !== undefined) return this.handleBind(element, this.host);
       const handler = this.host.preAuthHandler(element.firstElement()?.attrs.xmlns);
@@ -230,7 +294,7 @@ export class C2SStream implements Session {
     try {
       await this.transport.startTls();
     } catch {
-      this.onClosed();
+      this.end();
       return;
     }
     if (this.phase === 'closed') return;
@@ -287,6 +351,168 @@ export class C2SStream implements Session {
       return;
     }
     this.transport.send(errorReply(iq, new StanzaError('not-authorized', 'bind a resource first')));
+  }
+
+  // --- XEP-0198 stream management -------------------------------------------------------
+
+  private handleSm(element: XmlElement): void {
+    switch (element.name) {
+      case 'enable': return this.enableSm(element);
+      case 'resume': return this.resumeSm(element);
+      case 'r':
+        if (this.sm === undefined) return this.close('unsupported-stanza-type', 'stream management is not enabled on this stream');
+        // A request from a connection since lost or replaced: <resumed/> will carry the count.
+        if (this.phase === 'bound' && !this.resuming) this.transport.send(el('a', { xmlns: NS_SM, h: String(this.sm.handled) }));
+        return;
+      case 'a': return this.onAck(element);
+      default: return this.close('unsupported-stanza-type', `<${element.name}/> is not a stream management element`);
+    }
+  }
+
+  private get resumable(): boolean {
+    return this.sm?.id !== undefined;
+  }
+
+  /** §3: after binding, once per session. */
+  private enableSm(element: XmlElement): void {
+    const settings = this.env.streamManagement;
+    if (!settings.enabled) return this.transport.send(failedElement('feature-not-implemented'));
+    if (this.phase !== 'bound') return this.transport.send(failedElement('unexpected-request', undefined, 'bind a resource first'));
+    if (this.sm !== undefined) return this.transport.send(failedElement('unexpected-request', undefined, 'stream management is already enabled'));
+    const resume = element.attrs.resume === 'true' || element.attrs.resume === '1';
+    // The client may ask for a shorter resumption window than the server's, not a longer one.
+    const asked = Number(element.attrs.max);
+    const timeoutMs = Number.isInteger(asked) && asked > 0 ? Math.min(asked * 1000, settings.resumeTimeoutMs) : settings.resumeTimeoutMs;
+    const id = resume ? this.env.resumable.newId() : undefined;
+    this.sm = new SessionSm(id, timeoutMs);
+    if (id === undefined) {
+      this.transport.send(el('enabled', { xmlns: NS_SM }));
+      return;
+    }
+    this.env.resumable.add(id, this.jid.bare, this);
+    this.transport.send(el('enabled', { xmlns: NS_SM, id, resume: 'true', max: String(Math.max(1, Math.round(timeoutMs / 1000))) }));
+  }
+
+  private onAck(element: XmlElement): void {
+    const sm = this.sm;
+    if (sm === undefined) return this.close('unsupported-stanza-type', 'stream management is not enabled on this stream');
+    const h = parseH(element.attrs.h);
+    if (h === undefined) return this.close('invalid-xml', "'h' must be an unsignedInt");
+    if (sm.unacked.ack(h) === undefined) this.tooHigh(h, sm);
+  }
+
+  private tooHigh(h: number, sm: SessionSm): void {
+    this.closeWith('undefined-condition', `you acknowledged ${h} stanzas but were sent ${sm.unacked.sendCount}`, handledCountTooHigh(h, sm.unacked.sendCount));
+  }
+
+  /** A stanza went out: request an ack after every N, or T after the first one no <r/> covers. */
+  private stanzaSent(sm: SessionSm): void {
+    const settings = this.env.streamManagement;
+    if (++sm.sinceRequest >= settings.ackRequestStanzas) return this.requestAck(sm);
+    if (sm.requestTimer !== undefined) return;
+    sm.requestTimer = setTimeout(() => {
+      sm.requestTimer = undefined;
+      if (sm.sinceRequest > 0 && this.phase === 'bound') this.requestAck(sm);
+    }, settings.ackRequestDelayMs);
+    sm.requestTimer.unref();
+  }
+
+  private requestAck(sm: SessionSm): void {
+    sm.stopTimer();
+    sm.sinceRequest = 0;
+    this.transport.send(el('r', { xmlns: NS_SM }));
+  }
+
+  /**
+   * §5: an authenticated stream that has not bound a resource takes over the session it names,
+   * if that belongs to the same account and is still resumable (hibernating, or still looking
+   * connected: that older connection is then closed with <conflict/>).
+   */
+  private resumeSm(element: XmlElement): void {
+    if (!this.env.streamManagement.enabled) return this.transport.send(failedElement('feature-not-implemented'));
+    if (this.phase !== 'negotiating' || this.host === undefined || this.username === undefined) {
+      return this.transport.send(failedElement('unexpected-request', undefined, 'a bound stream cannot resume another'));
+    }
+    const h = parseH(element.attrs.h);
+    const previd = element.attrs.previd;
+    if (h === undefined || previd === undefined) return this.transport.send(failedElement('bad-request', undefined, "'previd' and 'h' are required"));
+    const found = this.env.resumable.lookup(previd, `${this.username}@${this.host.domain}`);
+    if (found === undefined) return this.transport.send(failedElement('item-not-found'));
+    if ('ended' in found) return this.transport.send(failedElement('item-not-found', found.ended, 'the session has ended'));
+    const session = found.session;
+    if (!session.sm!.unacked.canAck(h)) return this.tooHigh(h, session.sm!);
+    // This stream's connection now belongs to the session; this object is done.
+    const pipelined = this.queue.splice(0);
+    this.phase = 'closed';
+    this.closedReported = true;
+    clearTimeout(this.timer);
+    this.env.streamClosed(this);
+    session.takeOver(this.transport, this.env, h, pipelined);
+  }
+
+  /** The transport of a stream that resumed this session replaces the lost (or stale) one. */
+  private takeOver(transport: StreamTransport, env: StreamEnvironment, h: number, pipelined: Work[]): void {
+    const stale = this.phase === 'bound' ? this.transport : undefined;
+    clearTimeout(this.hibernation);
+    this.hibernation = undefined;
+    clearInterval(this.timer);
+    this.sm!.stopTimer();
+    this.transport = transport;
+    this.env = env;
+    transport.bind(this.eventsOf(transport));
+    this.phase = 'bound';
+    this.resuming = true;
+    this.headerSent = true;
+    this.closedCleanly = false;
+    this.pendingPing = undefined;
+    if (stale !== undefined) {
+      this.log.info('session resumed on a new connection: closing the old one');
+      stale.send(streamErrorElement('conflict', 'the session was resumed on another connection'));
+      stale.closeStream();
+      stale.resume(); // reading may have been paused for this session: let it see the peer go
+    }
+    // <resumed/> reports what was handled, so it waits for what the old connection delivered.
+    this.enqueue(() => this.completeResume(h));
+    for (const work of pipelined) this.enqueue(work);
+    if (!this.busy) transport.resume();
+  }
+
+  private completeResume(h: number): void {
+    const sm = this.sm!;
+    this.resuming = false;
+    sm.unacked.ack(h); // checked before the takeover; only an inconsistent client could fail it now
+    // The new connection was lost (or the session ended) before its turn came: nothing to answer.
+    if (this.phase !== 'bound') return;
+    this.transport.send(el('resumed', { xmlns: NS_SM, h: String(sm.handled), previd: sm.id }));
+    // Exactly the stanzas after the client's 'h', as they were first written.
+    const retransmitted = sm.unacked.length;
+    for (const entry of sm.unacked.pending()) this.transport.send(entry.xml);
+    sm.sinceRequest = 0;
+    sm.stopTimer();
+    // XEP-0352 §5.2: a resumed stream starts active, so what client state indication held goes out.
+    const filter = this.filter;
+    this.filter = undefined;
+    if (filter !== undefined) for (const stanza of filter.release()) this.deliver(stanza);
+    if (this.phase !== 'bound') return; // delivering may have overflowed the queue
+    if (sm.unacked.length > 0) this.requestAck(sm);
+    this.startIdleWatch();
+    this.log.info({ jid: this.jid.full, retransmitted }, 'session resumed');
+  }
+
+  /** The connection is lost but the session can be resumed: keep it, registered and queueing. */
+  private hibernate(): void {
+    const sm = this.sm!;
+    this.phase = 'hibernating';
+    this.resuming = false;
+    clearInterval(this.timer);
+    sm.stopTimer();
+    this.pendingPing = undefined;
+    this.hibernation = setTimeout(() => {
+      this.log.info({ jid: this.jid.full }, 'session not resumed in time: ending it');
+      this.end();
+    }, sm.resumeTimeoutMs);
+    this.hibernation.unref();
+    this.log.info({ jid: this.jid.full, unacked: sm.unacked.length }, 'connection lost: session waits to be resumed');
   }
 
   // --- a bound session ------------------------------------------------------------------
@@ -356,12 +582,50 @@ export class C2SStream implements Session {
     this.close();
   }
 
-  private onClosed(): void {
+  /** The connection is gone without our closing it: a resumable session waits, others end. */
+  private onTransportClosed(): void {
+    if (this.phase === 'closed' || this.phase === 'hibernating') return;
+    if (this.phase === 'bound' && this.resumable && !this.closedCleanly) this.hibernate();
+    else this.end();
+  }
+
+  /**
+   * The stream and its session end. What the client never acknowledged, and what client state
+   * indication still held, is handed over as undeliverable (messages to offline storage); then
+   * the session is unregistered (contacts see it go unavailable).
+   */
+  private end(): void {
     this.phase = 'closed';
     clearInterval(this.timer);
+    clearTimeout(this.hibernation);
+    this.sm?.stopTimer();
     if (this.closedReported) return;
     this.closedReported = true;
-    if (this.boundJid !== undefined) this.env.sessionClosed(this, this.closedCleanly);
+    if (this.boundJid !== undefined) {
+      const undelivered: Undelivered[] = [];
+      const sm = this.sm;
+      if (sm !== undefined) {
+        for (const entry of sm.unacked.take()) undelivered.push(entry);
+        if (sm.id !== undefined) this.env.resumable.end(sm.id, sm.handled);
+      }
+      const filter = this.filter;
+      this.filter = undefined;
+      if (filter !== undefined) {
+        const now = Date.now();
+        for (const stanza of filter.release()) undelivered.push({ stanza, queuedAt: now });
+      }
+      this.undeliverable(undelivered);
+      this.env.sessionClosed(this, this.closedCleanly);
+    }
     this.env.streamClosed(this);
+  }
+
+  /** Stanzas for a session that has ended (see handOver). */
+  private undeliverable(items: Undelivered[]): void {
+    if (items.length === 0 || this.boundJid === undefined || this.host === undefined) return;
+    if (items.some((item) => item.stanza.name === 'message')) {
+      this.log.info({ jid: this.boundJid.full, count: items.length }, 'undelivered stanzas handed over');
+    }
+    this.env.track(handOver(items, this.boundJid, this.host, this.env.router));
   }
 }

@@ -4,14 +4,22 @@
  * sender, so the radio is not woken for them; anything that matters (a message with a body,
  * an IQ, a subscription request, an error) first flushes what was held, in order, then goes
  * out at once. <active/> flushes everything.
+ *
+ * Held stanzas have not been sent, so stream management (XEP-0198) neither counts nor queues
+ * them until they go out; if the session ends first, the stream takes them back as
+ * undeliverable (a held message goes to offline storage). A resumed stream starts active
+ * (§5.2): the stream then sends what was held and removes the filter.
  */
 import { z } from 'zod';
-import { defineModule, type Session } from '../api.ts';
+import { defineModule, type OutboundFilter, type Session } from '../api.ts';
 import { el, type XmlElement } from '../../xml/element.ts';
 
 const NS_CSI = 'urn:xmpp:csi:0';
 const NS_CHATSTATES = 'http://jabber.org/protocol/chatstates';
 const NS_HINTS = 'urn:xmpp:hints';
+const NS_CARBONS = 'urn:xmpp:carbons:2';
+const NS_FORWARD = 'urn:xmpp:forward:0';
+const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 const SUBSCRIPTION_TYPES = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
 
 export default defineModule({
@@ -23,40 +31,51 @@ export default defineModule({
   setup(ctx) {
     ctx.addStreamFeature(el('csi', { xmlns: NS_CSI }));
     ctx.handleNonza(NS_CSI, (element, session) => {
-      if (element.name === 'inactive') session.setOutboundFilter(holder(session, ctx.config.max_held));
-      else if (element.name === 'active') {
-        const held = session.data.get('csi') as Held | undefined;
+      const current = session.outboundFilter;
+      if (element.name === 'inactive') {
+        if (!(current instanceof Holder)) session.setOutboundFilter(new Holder(session, ctx.config.max_held));
+      } else if (element.name === 'active') {
+        if (!(current instanceof Holder)) return;
         session.setOutboundFilter(undefined);
-        held?.flush();
+        for (const stanza of current.release()) session.deliver(stanza);
       }
     });
   },
 });
 
-interface Held {
-  flush(): void;
-}
-
 /** The outbound filter of an inactive session. */
-function holder(session: Session, maxHeld: number): (stanza: XmlElement) => boolean {
-  // Insertion-ordered; a newer stanza for the same key replaces the older and moves last.
-  const held = new Map<string, XmlElement>();
-  const flush = () => {
-    for (const stanza of held.values()) session.deliver(stanza);
-    held.clear();
-  };
-  session.data.set('csi', { flush } satisfies Held);
-  return (stanza) => {
+class Holder implements OutboundFilter {
+  /** Insertion-ordered; a newer stanza for the same key replaces the older and moves last. */
+  private readonly held = new Map<string, XmlElement>();
+  private readonly session: Session;
+  private readonly maxHeld: number;
+
+  constructor(session: Session, maxHeld: number) {
+    this.session = session;
+    this.maxHeld = maxHeld;
+  }
+
+  hold(stanza: XmlElement): boolean {
     const key = collapseKey(stanza);
     if (key === undefined) {
-      flush();
+      this.flush();
       return false;
     }
-    held.delete(key);
-    held.set(key, stanza);
-    if (held.size > maxHeld) flush();
+    this.held.delete(key);
+    this.held.set(key, stanza);
+    if (this.held.size > this.maxHeld) this.flush();
     return true;
-  };
+  }
+
+  release(): XmlElement[] {
+    const out = [...this.held.values()];
+    this.held.clear();
+    return out;
+  }
+
+  private flush(): void {
+    for (const stanza of this.release()) this.session.deliver(stanza);
+  }
 }
 
 /** What a stanza may be collapsed with, or undefined when it must go out now. */
@@ -64,10 +83,20 @@ function collapseKey(stanza: XmlElement): string | undefined {
   const from = stanza.attrs.from ?? '';
   if (stanza.name === 'presence') {
     const type = stanza.attrs.type;
-    if (type !== undefined && (type === 'error' || SUBSCRIPTION_TYPES.has(type))) return undefined;
+    if (type !== undefined && type !== 'unavailable') return undefined; // errors and subscriptions
+    // A room's answer to the client's own join (XEP-0045 status 110): the client waits for it.
+    const status = stanza.getChild('x', NS_MUC_USER)?.getChildren('status') ?? [];
+    if (status.some((s) => s.attrs.code === '110')) return undefined;
     return `presence ${from}`;
   }
-  if (stanza.name === 'message' && isOnlyChatState(stanza)) return `chatstate ${from}`;
+  if (stanza.name !== 'message' || stanza.attrs.type === 'error') return undefined;
+  if (isOnlyChatState(stanza)) return `chatstate ${from}`;
+  // A carbon copy (XEP-0280) of a chat state: one per conversation.
+  const carbon = stanza.getChild('received', NS_CARBONS) ?? stanza.getChild('sent', NS_CARBONS);
+  const inner = carbon?.getChild('forwarded', NS_FORWARD)?.getChild('message');
+  if (inner !== undefined && stanza.getChildren().length === 1 && inner.attrs.type !== 'error' && isOnlyChatState(inner)) {
+    return `chatstate carbon ${carbon!.name} ${inner.attrs.from ?? ''} ${inner.attrs.to ?? ''}`;
+  }
   return undefined;
 }
 
@@ -77,5 +106,5 @@ function isOnlyChatState(message: XmlElement): boolean {
     if (child.attrs.xmlns === NS_CHATSTATES) state = true;
     else if (child.attrs.xmlns !== NS_HINTS) return false;
   }
-  return state && message.attrs.type !== 'error';
+  return state;
 }
