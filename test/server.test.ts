@@ -49,8 +49,16 @@ describe('meerkat start with the built-in defaults', () => {
 
       const phone = await connectXmppJs({ port: 5223, tls: 'direct', domain: 'localhost', username: 'nurse', password: 'night-shift-2026', resource: 'phone' });
       await phone.send(xml('message', { to: scriptedJid, type: 'chat', id: 'd1' }, xml('body', {}, 'bed 4 needs you')));
-      await scripted.expect(`<message from='nurse@localhost/phone' type='chat' id='d1'><body>bed 4 needs you</body></message>`);
+      const delivered = await scripted.expect(`<message from='nurse@localhost/phone' type='chat' id='d1'><body>bed 4 needs you</body></message>`);
       await phone.stop();
+
+      // The message archive is on by default: the message is in it, under the id it arrived with.
+      const stanzaId = delivered.getChild('stanza-id', 'urn:xmpp:sid:0')?.attrs.id;
+      assert.ok(stanzaId, delivered.toString());
+      scripted.send(`<iq type='set' id='mam'><query xmlns='urn:xmpp:mam:2' queryid='all'/></iq>`);
+      const archived = await scripted.expect(`<message><result xmlns='urn:xmpp:mam:2' queryid='all' id='${stanzaId}'/></message>`);
+      assert.match(archived.toString(), /bed 4 needs you/);
+      await scripted.expect(`<iq type='result' id='mam'><fin xmlns='urn:xmpp:mam:2' complete='true'/></iq>`);
 
       child.kill('SIGTERM');
       await scripted.expectStreamError('system-shutdown', { skip: true });

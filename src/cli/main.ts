@@ -1,5 +1,6 @@
 /**
- * The `meerkat` command line: `start` runs the server, `user ...` administers accounts.
+ * The `meerkat` command line: `start` runs the server, `user ...` administers accounts,
+ * `archive purge` deletes old archived messages.
  * Exit status: 0 success, 1 the command failed (bad config, account exists, ...), 2 the
  * command line is wrong. Errors are one line on stderr, prefixed `meerkat:`.
  */
@@ -32,6 +33,8 @@ Commands:
   user passwd <jid>      Set an account's password
   user remove <jid>      Delete an account and everything stored for it
   user list [<domain>]   List the accounts of one domain, or of every served domain
+  archive purge --before DATE [--user JID]
+                         Delete archived messages older than DATE
   help [<command>]       Show help for a command
 
 Options:
@@ -64,25 +67,50 @@ Options:
 ${CONFIG_OPTION}
       --password-stdin Read the password from the first line of standard input`,
 
+  archive: `Usage:
+  meerkat archive purge --before DATE [--user JID] [--config FILE]
+
+Deletes the archived messages (XEP-0313) the server received before DATE, of every account
+or of one. DATE is an ISO 8601 date (2025-01-31, midnight UTC) or date and time with a zone
+(2025-01-31T12:00:00Z, 2025-01-31T12:00:00+01:00); a date in the future is refused. Deletes
+in short transactions, so it can run while the server is running. Prints how many messages
+were deleted. For a standing retention policy, set [modules.mam] max_age instead.
+
+Options:
+${CONFIG_OPTION}
+      --before DATE      Delete what was received before this instant (required)
+      --user JID         Only this account's archive`,
+
   help: `Usage: meerkat help [<command>]
 
-Shows help for a command: start, user.`,
+Shows help for a command: start, user, archive.`,
 };
 
 interface CommandSpec {
   topic: string;
   /** Positional argument names; a trailing '?' marks an optional one. */
   args: string[];
-  passwordStdin?: boolean;
-  run(config: Config, args: string[], options: { 'password-stdin'?: boolean }, io: Output): Promise<void>;
+  /** Options beyond --config and --help. */
+  options?: ParseArgsConfig['options'];
+  run(config: Config, args: string[], options: Record<string, string | boolean | undefined>, io: Output): Promise<void>;
 }
+
+const PASSWORD_STDIN = { 'password-stdin': { type: 'boolean' } } as const;
+/** Command words that take a sub-command. */
+const GROUPS: Record<string, string> = { user: 'add, passwd, remove or list', archive: 'purge' };
 
 const COMMANDS: Record<string, CommandSpec> = {
   start: { topic: 'start', args: [], run: async (config) => (await import('./start.ts')).start(config) },
-  'user add': { topic: 'user', args: ['jid'], passwordStdin: true, run: async (c, [jid], o, io) => (await import('./user.ts')).userAdd(c, jid, o['password-stdin'] === true, io) },
-  'user passwd': { topic: 'user', args: ['jid'], passwordStdin: true, run: async (c, [jid], o, io) => (await import('./user.ts')).userPasswd(c, jid, o['password-stdin'] === true, io) },
+  'user add': { topic: 'user', args: ['jid'], options: PASSWORD_STDIN, run: async (c, [jid], o, io) => (await import('./user.ts')).userAdd(c, jid, o['password-stdin'] === true, io) },
+  'user passwd': { topic: 'user', args: ['jid'], options: PASSWORD_STDIN, run: async (c, [jid], o, io) => (await import('./user.ts')).userPasswd(c, jid, o['password-stdin'] === true, io) },
   'user remove': { topic: 'user', args: ['jid'], run: async (c, [jid], _o, io) => (await import('./user.ts')).userRemove(c, jid, io) },
   'user list': { topic: 'user', args: ['domain?'], run: async (c, [domain], _o, io) => (await import('./user.ts')).userList(c, domain, io) },
+  'archive purge': {
+    topic: 'archive',
+    args: [],
+    options: { before: { type: 'string' }, user: { type: 'string' } },
+    run: async (c, _args, o, io) => (await import('./archive.ts')).archivePurge(c, o.before as string | undefined, o.user as string | undefined, io),
+  },
 };
 
 /** parseArgs' messages are long; say what is wrong in a few words. */
@@ -124,7 +152,8 @@ function helpFor(words: string[]): string {
 async function run(argv: string[], io: Output): Promise<void> {
   const common = { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } as const;
   // First pass, lenient: find the command words, so that errors point at the right help.
-  const first = parse(argv, { ...common, version: { type: 'boolean' }, 'password-stdin': { type: 'boolean' } }, undefined, false);
+  const everyOption = Object.assign({}, ...Object.values(COMMANDS).map((c) => c.options)) as ParseArgsConfig['options'];
+  const first = parse(argv, { ...common, ...everyOption, version: { type: 'boolean' } }, undefined, false);
   const words = first.positionals;
   if (words.length === 0 || words[0] === 'help') parse(argv, { ...common, version: { type: 'boolean' } });
   if (first.values.version) return io.out(`meerkat ${version()}`);
@@ -134,19 +163,20 @@ async function run(argv: string[], io: Output): Promise<void> {
   }
   if (words[0] === 'help') return io.out(helpFor(words.slice(1)));
 
-  const name = words[0] === 'user' ? `user ${words[1] ?? ''}`.trim() : words[0];
+  const group = GROUPS[words[0]];
+  const name = group === undefined ? words[0] : `${words[0]} ${words[1] ?? ''}`.trim();
   const spec = COMMANDS[name];
   if (spec === undefined) {
-    if (words[0] === 'user') {
-      if (first.values.help && words.length === 1) return io.out(HELP.user);
-      throw new UsageError(words[1] === undefined ? 'missing user command (add, passwd, remove or list)' : `unknown user command: ${words[1]}`, 'user');
+    if (group !== undefined) {
+      if (first.values.help && words.length === 1) return io.out(HELP[words[0]]);
+      throw new UsageError(words[1] === undefined ? `missing ${words[0]} command (${group})` : `unknown ${words[0]} command: ${words[1]}`, words[0]);
     }
     throw new UsageError(`unknown command: ${words[0]}`);
   }
   if (first.values.help) return io.out(HELP[spec.topic]);
 
   // Second pass: only the options this command takes.
-  const parsed = parse(argv, spec.passwordStdin ? { ...common, 'password-stdin': { type: 'boolean' } } : common, spec.topic);
+  const parsed = parse(argv, { ...common, ...spec.options }, spec.topic);
   const args = parsed.positionals.slice(name.split(' ').length);
   const required = spec.args.filter((a) => !a.endsWith('?')).length;
   if (args.length < required) throw new UsageError(`missing <${spec.args[args.length]}> for meerkat ${name}`, spec.topic);
@@ -154,7 +184,7 @@ async function run(argv: string[], io: Output): Promise<void> {
 
   const { loadConfig } = await import('../config/load.ts');
   const config = await loadConfig(parsed.values.config as string | undefined);
-  await spec.run(config, args, { 'password-stdin': parsed.values['password-stdin'] === true }, io);
+  await spec.run(config, args, parsed.values, io);
 }
 
 /** Runs the CLI; resolves to the exit status (`start` resolves once the server is up). */

@@ -6,15 +6,12 @@
  */
 import { Accounts, PrecisError } from '../auth/accounts.ts';
 import type { Config } from '../config/schema.ts';
-import { storageOptions } from '../config/load.ts';
 import { JidError, prepareDomainpart } from '../router/jid.ts';
-import { openStorage } from '../storage/index.ts';
 import type { Storage, UserRef } from '../storage/types.ts';
-import { createLogger } from '../util/log.ts';
 import { CommandError } from './errors.ts';
 import type { Output } from './main.ts';
 import { readNewPassword } from './password.ts';
-
+import { withStorage } from './storage.ts';
 
 /** A served domain, normalised; CommandError otherwise. */
 export function servedDomain(config: Config, input: string): string {
@@ -47,20 +44,8 @@ export function accountOf(config: Config, jid: string): UserRef {
 
 const jidOf = (user: UserRef) => `${user.username}@${user.domain}`;
 
-async function withAccounts<T>(config: Config, work: (accounts: Accounts, storage: Storage) => Promise<T>): Promise<T> {
-  // Only warnings and errors: the command's own output is its result.
-  const log = createLogger(config.general.loglevel === 'silent' ? 'silent' : 'warn', process.stderr);
-  let storage: Storage;
-  try {
-    storage = await openStorage(storageOptions(config), log);
-  } catch (err) {
-    throw new CommandError(`cannot open the ${config.storage.backend} storage: ${(err as Error).message}`);
-  }
-  try {
-    return await work(new Accounts(storage, config.auth.scram_iterations), storage);
-  } finally {
-    await storage.close();
-  }
+function withAccounts<T>(config: Config, work: (accounts: Accounts, storage: Storage) => Promise<T>): Promise<T> {
+  return withStorage(config, (storage) => work(new Accounts(storage, config.auth.scram_iterations), storage));
 }
 
 function usablePassword<T>(action: () => Promise<T>): Promise<T> {

@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { verifyPassword } from '../../src/auth/scram.ts';
 import { parseConfig, storageOptions } from '../../src/config/load.ts';
 import { openStorage } from '../../src/storage/index.ts';
+import type { ArchivedMessage, UserRef } from '../../src/storage/types.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = path.join(ROOT, 'bin/meerkat.js');
@@ -60,7 +61,7 @@ describe('meerkat help and version', () => {
   it('--help lists the commands on stdout', async () => {
     const result = await meerkat(['--help']);
     assert.equal(result.status, 0, result.stderr);
-    for (const command of ['start', 'user add', 'user passwd', 'user remove', 'user list', '--config', '--version']) {
+    for (const command of ['start', 'user add', 'user passwd', 'user remove', 'user list', 'archive purge', '--config', '--version']) {
       assert.ok(result.stdout.includes(command), `mentions ${command}`);
     }
   });
@@ -93,6 +94,11 @@ describe('meerkat help and version', () => {
       [['user', 'remove', 'a@localhost', '--password-stdin'], /unknown option --password-stdin/],
       [['user', 'list', '--config'], /option --config needs a value/],
       [['help', 'nothing'], /no such command: nothing/],
+      [['archive'], /missing archive command \(purge\)/],
+      [['archive', 'purge'], /missing --before DATE/],
+      [['archive', 'purge', '--before', 'yesterday'], /invalid date "yesterday"/],
+      [['archive', 'purge', '--before', '2025-02-30'], /invalid date "2025-02-30"/],
+      [['archive', 'purge', '--before', '2025-01-01T10:00:00'], /invalid date/],
     ];
     const results = await Promise.all(cases.map(([args]) => meerkat(args)));
     results.forEach((result, i) => assertMisuse(result, cases[i][1]));
@@ -200,5 +206,67 @@ describe('meerkat user', () => {
     const result = await meerkat(['user', 'list', 'partners.test'], { cwd: dir });
     assert.equal(result.status, 0, result.stderr);
     assert.deepEqual(result.stdout.trim().split('\n'), ['lab@partners.test']);
+  });
+});
+
+describe('meerkat archive purge', () => {
+  let dir: string;
+  let configPath: string;
+  const cli = (...args: string[]) => meerkat([...args, '--config', configPath], { cwd: dir });
+  const nurse: UserRef = { username: 'nurse', domain: 'hospital.test' };
+  const aide: UserRef = { username: 'aide', domain: 'hospital.test' };
+  const day = (date: string) => Date.parse(`${date}T00:00:00Z`);
+
+  async function withStorage<T>(work: (storage: Awaited<ReturnType<typeof openStorage>>) => Promise<T>): Promise<T> {
+    const config = parseConfig(await readFile(configPath, 'utf8'), configPath);
+    const storage = await openStorage(storageOptions(config), pino({ level: 'silent' }));
+    try {
+      return await work(storage);
+    } finally {
+      await storage.close();
+    }
+  }
+
+  const archived = (owner: UserRef) => withStorage(async (storage) => {
+    const page = await storage.archive.query({ owner, max: 100, fromEnd: false });
+    return page.messages.map((m) => m.id);
+  });
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'meerkat-cli-'));
+    configPath = path.join(dir, 'meerkat.toml');
+    await writeFile(configPath, '[general]\nhosts = ["hospital.test"]\ndata_dir = "data"\nloglevel = "warn"\n');
+    const message = (owner: UserRef, id: string, date: string): ArchivedMessage => ({
+      id, owner, with: 'doctor@hospital.test', withResource: '', direction: 'in', timestamp: day(date),
+      stanza: `<message xmlns='jabber:client' type='chat'><body>${id}</body></message>`, body: id,
+    });
+    await withStorage((storage) => storage.archive.append([
+      message(nurse, 'n1', '2024-03-01'), message(nurse, 'n2', '2024-06-01'), message(nurse, 'n3', '2025-01-01'),
+      message(aide, 'a1', '2024-03-01'), message(aide, 'a2', '2025-01-01'),
+    ]));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('a date in the future is refused, and nothing is deleted', async () => {
+    assertFailure(await cli('archive', 'purge', '--before', '2999-01-01'), /in the future/);
+    assert.deepEqual(await archived(nurse), ['n1', 'n2', 'n3']);
+  });
+
+  it('deletes one account\'s messages before a date-time, then everyone\'s before a date', async () => {
+    const one = await cli('archive', 'purge', '--before', '2024-06-01T00:00:00+00:00', '--user', 'nurse@hospital.test');
+    assert.equal(one.status, 0, one.stderr);
+    assert.equal(one.stdout.trim(), 'deleted 1 archived message of nurse@hospital.test received before 2024-06-01T00:00:00.000Z');
+    assert.deepEqual(await archived(nurse), ['n2', 'n3']);
+    assert.deepEqual(await archived(aide), ['a1', 'a2']);
+
+    const all = await cli('archive', 'purge', '--before', '2024-12-31');
+    assert.equal(all.status, 0, all.stderr);
+    assert.match(all.stdout, /^deleted 2 archived messages received before 2024-12-31T00:00:00.000Z/);
+    assert.deepEqual(await archived(nurse), ['n3']);
+    assert.deepEqual(await archived(aide), ['a2']);
+  });
+
+  it('an account of a domain not served fails with exit 1', async () => {
+    assertFailure(await cli('archive', 'purge', '--before', '2024-01-01', '--user', 'x@elsewhere.test'), /not served/);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The TOML configuration of a test server: a temporary data folder with its SQLite file,
- * loopback listeners, cheap SCRAM iterations, and whatever a test adds on top (its TOML is
+ * loopback listeners, cheap SCRAM iterations, no message archive unless asked, and whatever a test adds on top (its TOML is
  * merged into the base, so it may override any key, `[auth]` included).
  */
 import path from 'node:path';
@@ -74,6 +74,10 @@ export function buildTestConfig(dataDir: string, options: TestConfigOptions = {}
       throw new Error(`invalid test TOML: ${(err as Error).message}`);
     }
   }
+  // The archive is on by default in the server; tests of other features leave it out (their
+  // exact stanzas would otherwise carry stanza ids), and a test that wants it has [modules.mam].
+  const modules = extra.modules;
+  if (!(isTable(modules) && 'mam' in modules)) base.modules = { mam: { enabled: false } };
   const merged = merge(base, extra);
   const general = merged.general;
   const finalHosts = isTable(general) && Array.isArray(general.hosts) ? general.hosts.map(String) : hosts;

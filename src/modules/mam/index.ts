@@ -83,8 +83,6 @@ const config = z.object({
 
 export default defineModule({
   name: 'mam',
-  // It keeps every conversation: an operator decides to, with a [modules.mam] table.
-  enabledByDefault: false,
   config,
   setup(ctx) {
     const { host } = ctx;
