@@ -235,6 +235,7 @@ annotated example serving two domains.
     section('[tls]', shape.tls),
     section('[[listen.c2s]]', defOf(listeners.schema).element!, listeners.description),
     section('[auth]', shape.auth),
+    section('[stream_management]', shape.stream_management),
     section('[storage]', shape.storage),
     `## \`[modules.<name>]\`
 

@@ -12,6 +12,7 @@ import { ConfigError, loadConfig, modulesForHost, parseConfig, storageOptions } 
 import { generateReference, REFERENCE_FILE, REGENERATE_COMMAND } from '../../src/config/reference.ts';
 import { SUPPORTED_MECHANISMS } from '../../src/auth/sasl.ts';
 import { allModules } from '../../src/modules/index.ts';
+import { configSchema } from '../../src/config/schema.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FILE = '/etc/meerkat/meerkat.toml';
@@ -290,6 +291,13 @@ describe('shipped files', () => {
     const committed = await readFile(REFERENCE_FILE, 'utf8').catch(() => '');
     const generated = generateReference();
     assert.ok(committed === generated, `docs/configuration.md differs from the schemas: run \`${REGENERATE_COMMAND}\` and commit the result`);
+  });
+
+  it('the reference has a section for every top-level table', () => {
+    const reference = generateReference();
+    for (const key of Object.keys(configSchema.shape)) {
+      assert.ok(reference.includes(`## \`[${key}]\``) || reference.includes(`## \`[[${key}`) || reference.includes(`[${key}.`), `section for [${key}]`);
+    }
   });
 
   it('the reference documents every key of every module', () => {
