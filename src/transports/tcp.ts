@@ -144,9 +144,7 @@ export class TcpTransport implements StreamTransport {
     this.upgrading = true;
     const plain = this.socket;
     this.flush();
-    plain.removeAllListeners('data');
-    plain.removeAllListeners('close');
-    plain.removeAllListeners('error');
+    this.detach(plain);
     const secure = new tls.TLSSocket(plain, {
       isServer: true,
       secureContext: this.options.secureContext,
@@ -205,10 +203,23 @@ export class TcpTransport implements StreamTransport {
   }
 
   private attach(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    socket.on('error', (err) => this.log.debug({ remote: this.remoteAddress, err: err.message }, 'socket error'));
-    socket.on('close', () => this.reportClosed());
+    socket.on('data', this.onData);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
   }
+
+  /** Only this transport's own listeners: the listener's connection accounting stays on the socket. */
+  private detach(socket: net.Socket): void {
+    socket.off('data', this.onData);
+    socket.off('error', this.onError);
+    socket.off('close', this.onClose);
+  }
+
+  private readonly onData = (chunk: Buffer): void => this.receive(chunk);
+  private readonly onError = (err: Error): void => {
+    this.log.debug({ remote: this.remoteAddress, err: err.message }, 'socket error');
+  };
+  private readonly onClose = (): void => this.reportClosed();
 
   private receive(chunk: Buffer): void {
     this.lastActivity = performance.now();

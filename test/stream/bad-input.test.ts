@@ -237,6 +237,39 @@ describe('bad input never disturbs other clients', () => {
   });
 });
 
+describe('connection accounting', () => {
+  it('frees a STARTTLS connection\'s place when it closes, however it closes', async () => {
+    const limited = await startTestServer({
+      listeners: ['starttls'],
+      toml: `
+        [[listen.c2s]]
+        port = 0
+        address = "127.0.0.1"
+        tls.mode = "starttls_required"
+        max_connections_per_address = 2
+      `,
+    });
+    try {
+      await limited.addUser('alice', 'alice-password');
+      // Clean close after login, abrupt close after TLS, close before TLS: none may stay counted.
+      for (let round = 0; round < 3; round++) {
+        const clean = await limited.login('alice', 'alice-password', { resource: `r${round}` });
+        await clean.close();
+        const abrupt = await limited.connect(); // STARTTLS done, not authenticated
+        abrupt.destroy();
+        const early = await limited.connect({ openStream: false });
+        early.destroy();
+        await waitFor(() => limited.server.connections() === 0, 2000);
+        assert.equal(limited.server.connections(), 0, `round ${round}`);
+      }
+      const admitted = await limited.connect();
+      assert.ok(admitted.mechanisms().length > 0);
+    } finally {
+      await limited.stop();
+    }
+  });
+});
+
 /** The classic exponential-entity document, as a stanza inside an open stream. */
 function billionLaughs(): string {
   let entities = "<!ENTITY lol0 'lol'>";
