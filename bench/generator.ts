@@ -12,6 +12,8 @@ export interface GeneratorJob {
   variant: string;
   endpoint: Endpoint;
   options: BenchOptions;
+  /** What the variant's set-up handed over (VariantSetup.prepare), if anything. */
+  prepared?: unknown;
 }
 
 const raw = process.env.MEERKAT_BENCH_JOB;
@@ -29,7 +31,7 @@ const label = `[${job.endpoint.target} ${job.scenario}/${job.variant}]`;
 const log = (message: string) => { if (!job.options.quiet) process.stderr.write(`${label} ${message}\n`); };
 
 try {
-  const figures = await scenario.run({ endpoint: job.endpoint, options: job.options, variant: job.variant, log });
+  const figures = await scenario.run({ endpoint: job.endpoint, options: job.options, variant: job.variant, prepared: job.prepared, log });
   process.stdout.write(`RESULT ${JSON.stringify(figures)}\n`, () => process.exit(0));
 } catch (err) {
   process.stdout.write(`ERROR ${JSON.stringify({ message: (err as Error).message ?? String(err) })}\n`, () => process.exit(1));

@@ -12,8 +12,10 @@ import { HELP, parseOptions, type BenchOptions } from './lib/options.ts';
 import { scenarios } from './scenarios/index.ts';
 import { PeerTarget, RemoteTarget, loadPeers, type Target } from './lib/targets.ts';
 import { canPin, machineInfo, spawnPinned } from './lib/proc.ts';
-import { block, comparison } from './lib/report.ts';
+import { block, comparison, table } from './lib/report.ts';
 import { fmt, num, type Endpoint, type Figures, type ScenarioResult } from './lib/scenario.ts';
+import { chatBaseline, chatCost } from './scenarios/chat.ts';
+import { redactUrl } from './lib/postgres.ts';
 import type { GeneratorJob } from './generator.ts';
 import os from 'node:os';
 
@@ -45,6 +47,14 @@ for (const name of options.scenarios) {
   }
 }
 const selected = options.scenarios.map((name) => scenarios[name]);
+for (const scenario of selected) {
+  try {
+    scenario.variants(options);
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
 const perTarget = selected.filter((s) => !s.targetIndependent);
 const independent = selected.filter((s) => s.targetIndependent);
 const accounts = Math.max(1, ...perTarget.map((s) => s.accounts(options)));
@@ -96,13 +106,15 @@ function record(target: string, version: string, scenario: string, variant: stri
   process.stdout.write(`BENCH ${line}\n`);
   if (options.json !== undefined) appendFileSync(options.json, `${line}\n`);
   const title = `${scenario} / ${variant} — ${target} ${version}`;
-  print('error' in figures ? block(title, [['error', String(figures.error)]]) : block(title, scenarios[scenario].rows(figures)));
+  print('error' in figures ? block(title, [['error', String(figures.error)]])
+    : 'skipped' in figures ? block(title, [['skipped', String(figures.skipped)]])
+      : block(title, scenarios[scenario].rows(figures)));
 }
 
 /**
  * Summarises the main-thread profiles Meerkat just wrote into `dir` (names end in
  * .<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread, the others are tsx's loader
- * worker): one summary per scenario variant that reports its measured window (login, chat),
+ * worker): one summary per scenario variant that reports its measured window (login, chat, archive),
  * cut to that window, so start-up, warm-up passes and the other variants stay out; the whole
  * run when no variant reports a window.
  */
@@ -143,7 +155,7 @@ process.once('SIGINT', onSignal);
 process.once('SIGTERM', onSignal);
 
 print(`Meerkat benchmark — node ${machine.node}, ${machine.cores} cores (${machine.cpu}), ${machine.memGiB} GiB, pinning: ${machine.pinned}, load average ${machine.loadavg1}`);
-process.stdout.write(`BENCH ${JSON.stringify({ machine, options, time: new Date().toISOString() })}\n`);
+process.stdout.write(`BENCH ${JSON.stringify({ machine, options: { ...options, postgresUrl: redactUrl(options.postgresUrl) }, time: new Date().toISOString() })}\n`);
 
 const targets = await makeTargets();
 for (const target of targets) {
@@ -154,14 +166,38 @@ for (const target of targets) {
     await target.start(accounts);
     for (const scenario of perTarget) {
       for (const variant of scenario.variants(options)) {
-        if (scenario.freshServer && target.managed && options.restart) {
-          log(`${target.name}: restarting for a fresh ${scenario.name}/${variant} measurement`);
-          await target.restart();
+        const setup = scenario.setup?.(variant, options);
+        let prepared: { figures: Figures; handoff?: unknown } | undefined;
+        try {
+          if (setup !== undefined) {
+            if (target.startWithSetup === undefined) {
+              record(target.name, target.version, scenario.name, variant, { skipped: 'Meerkat only: the variant needs a server set up by the bench' });
+              continue;
+            }
+            log(`${target.name}: starting on a fresh ${setup.storage} database for ${scenario.name}/${variant}`);
+            const outcome = await target.startWithSetup(setup, scenario.accounts(options), `${scenario.name}/${variant}`);
+            if ('skipped' in outcome) {
+              log(`${target.name}: ${scenario.name}/${variant} skipped: ${outcome.skipped}`);
+              record(target.name, target.version, scenario.name, variant, { skipped: outcome.skipped });
+              continue;
+            }
+            prepared = outcome;
+          } else {
+            const restarted = (await target.ensureDefault?.()) ?? false;
+            if (!restarted && scenario.freshServer && target.managed && options.restart) {
+              log(`${target.name}: restarting for a fresh ${scenario.name}/${variant} measurement`);
+              await target.restart();
+            }
+          }
+        } catch (err) {
+          log(`${target.name}: ${scenario.name}/${variant}: ${(err as Error).message}`);
+          record(target.name, target.version, scenario.name, variant, { error: `set-up: ${(err as Error).message.split('\n')[0]}` });
+          continue;
         }
         log(`${target.name}: ${scenario.name}/${variant}`);
-        const figures = await runGenerator({ scenario: scenario.name, variant, endpoint: target.endpoint(), options });
-        if (scenario.freshServer && !(target.managed && options.restart)) figures.freshServer = false;
-        record(target.name, target.version, scenario.name, variant, figures);
+        const figures = await runGenerator({ scenario: scenario.name, variant, endpoint: target.endpoint(), options, prepared: prepared?.handoff });
+        if (scenario.freshServer && setup === undefined && !(target.managed && options.restart)) figures.freshServer = false;
+        record(target.name, target.version, scenario.name, variant, { ...prepared?.figures, ...figures });
       }
     }
   } catch (err) {
@@ -183,16 +219,39 @@ for (const scenario of independent) {
 }
 
 // Chat throughput as a fraction of the relay ceiling.
-const relay = results.find((r) => r.scenario === 'relay' && !('error' in r.figures));
+const measured = (r: ScenarioResult) => !('error' in r.figures) && !('skipped' in r.figures);
+const relay = results.find((r) => r.scenario === 'relay' && measured(r));
 const ceiling = relay === undefined ? NaN : num(relay.figures, 'msgsPerSec');
 const ofRelay = (r: ScenarioResult): Record<string, string> =>
-  r.scenario === 'chat' && Number.isFinite(ceiling) ? { 'of relay': `${fmt((num(r.figures, 'msgsPerSec') / ceiling) * 100)}%` } : {};
+  r.scenario === 'chat' && measured(r) && Number.isFinite(ceiling) ? { 'of relay': `${fmt((num(r.figures, 'msgsPerSec') / ceiling) * 100)}%` } : {};
 if (Number.isFinite(ceiling)) {
-  for (const r of results.filter((x) => x.scenario === 'chat' && !('error' in x.figures))) {
+  for (const r of results.filter((x) => x.scenario === 'chat' && measured(x))) {
     const fraction = Math.round((num(r.figures, 'msgsPerSec') / ceiling) * 1000) / 1000;
     process.stdout.write(`BENCH ${JSON.stringify({ scenario: 'chat-vs-relay', variant: r.variant, target: r.target, chatMsgsPerSec: r.figures.msgsPerSec, relayMsgsPerSec: ceiling, fraction })}\n`);
   }
 }
+// Chat variants with stream management or the archive against their transport alone.
+const costRows: string[][] = [];
+for (const r of results.filter((x) => x.scenario === 'chat' && measured(x))) {
+  const baseline = chatBaseline(r.variant);
+  const base = results.find((x) => x.scenario === 'chat' && x.target === r.target && x.variant === baseline && measured(x));
+  if (baseline === undefined || base === undefined) continue;
+  const cost = chatCost(r.figures, base.figures);
+  process.stdout.write(`BENCH ${JSON.stringify({ scenario: 'chat-cost', variant: r.variant, baseline, target: r.target, ...cost })}\n`);
+  const pct = (x: unknown) => (typeof x === 'number' ? `${fmt(x)} %` : '-');
+  costRows.push([
+    r.target, `${r.variant} vs ${baseline}`, fmt(cost.msgsPerSec), fmt(cost.baseMsgsPerSec), pct(cost.throughputCostPct),
+    `${fmt(cost.p50Ms, 2)} / ${fmt(cost.baseP50Ms, 2)}`, `${fmt(cost.p99Ms, 2)} / ${fmt(cost.baseP99Ms, 2)}`,
+    `${fmt(cost.serverCpuUsPerMsg, 2)} / ${fmt(cost.baseServerCpuUsPerMsg, 2)}`, pct(cost.cpuPerMsgCostPct),
+  ]);
+}
+if (costRows.length > 0) {
+  print(`\nChat variants against their baseline (throughput cost: share of the baseline's msgs/s lost)\n${'═'.repeat(20)}\n${table(
+    ['target', 'variant', 'msgs/s', 'baseline msgs/s', 'throughput cost', 'p50 ms (vs base)', 'p99 ms (vs base)', 'CPU µs/msg (vs base)', 'CPU/msg cost'],
+    costRows,
+  )}\n`);
+}
+
 const comparable = results.filter((r) => r.scenario !== 'setup');
 if (comparable.length > 0) print(`\nSummary${targets.length > 1 ? ' (all targets)' : ''}\n${'═'.repeat(20)}${comparison(comparable, scenarios, ofRelay)}\n`);
 process.exit(results.some((r) => 'error' in r.figures) ? 1 : 0);

@@ -1,8 +1,10 @@
 /**
  * A minimal, fast XMPP client for load generation: raw TCP with optional STARTTLS, SASL
  * PLAIN or SCRAM (SHA-256 preferred, SHA-1 otherwise), XEP-0077 registration, resource
- * binding and the legacy session when a server still requires it. Elements travel as raw
- * strings (see stream.ts); writes made in one tick leave in one syscall.
+ * binding and the legacy session when a server still requires it, and XEP-0198 stream
+ * management (acknowledgements only: it answers the server's <r/> with the count of stanzas
+ * received). Elements travel as raw strings (see stream.ts); writes made in one tick leave in
+ * one syscall.
  *
  * Certificates are not verified: the generator only ever talks to servers on loopback that
  * it started or was pointed at, and verification cost is not what is being measured.
@@ -38,6 +40,18 @@ export interface LoginOptions extends ConnectOptions {
   resource?: string;
   /** Send initial presence after binding. */
   presence?: boolean;
+  /** Enable XEP-0198 stream management (with resume='true', as mobile clients do) after binding, before presence. */
+  sm?: boolean;
+}
+
+/** XEP-0198 counters of one stream, from <enabled/> on. */
+export interface SmCounters {
+  /** Stanzas received: the 'h' this client acknowledges. */
+  received: number;
+  /** Stanzas sent (through sendStanza): what the server's 'h' must reach. */
+  sent: number;
+  /** <r/> received from the server (each answered with one <a/>). */
+  requests: number;
 }
 
 interface Pending {
@@ -47,6 +61,12 @@ interface Pending {
 }
 
 const NS_STREAM = 'http://etherx.jabber.org/streams';
+export const NS_SM = 'urn:xmpp:sm:3';
+
+/** 'h' is an xs:unsignedInt: it counts modulo 2^32 (XEP-0198 §4). */
+function nextH(h: number): number {
+  return h === 0xffffffff ? 0 : h + 1;
+}
 
 export class XmppConnection {
   socket: net.Socket;
@@ -67,6 +87,12 @@ export class XmppConnection {
   secure = false;
   bytesIn = 0;
   bytesOut = 0;
+  /** Stream management counters once enabled. */
+  sm: SmCounters | undefined;
+  /** <enable/> sent, <enabled/> not yet seen. */
+  private smEnabling = false;
+  /** Waiting for the server's <a/> (smSync). */
+  private smWaiter: { resolve(h: number): void; reject(err: Error): void } | undefined;
 
   private constructor(socket: net.Socket, domain: string, timeoutMs: number) {
     this.socket = socket;
@@ -113,6 +139,27 @@ export class XmppConnection {
       this.fail(new ClientError(`stream-error:${condition}`));
       return;
     }
+    const sm = this.sm;
+    if (sm !== undefined) {
+      // XEP-0198 §4: every stanza counts, nonzas never.
+      if (name === 'message' || name === 'presence' || name === 'iq') {
+        sm.received = nextH(sm.received);
+      } else if (name === 'r' && raw.includes(NS_SM)) {
+        sm.requests++;
+        this.send(`<a xmlns='${NS_SM}' h='${sm.received}'/>`);
+        return;
+      } else if (name === 'a' && raw.includes(NS_SM)) {
+        const waiter = this.smWaiter;
+        this.smWaiter = undefined;
+        waiter?.resolve(Number(rootAttr(raw, 'h')));
+        return;
+      }
+    } else if (this.smEnabling && name === 'enabled' && raw.includes(NS_SM)) {
+      // Counting starts here, not when the awaiting code resumes: stanzas that follow in the
+      // same read are delivered before that.
+      this.smEnabling = false;
+      this.sm = { received: 0, sent: 0, requests: 0 };
+    }
     if (this.onElement !== undefined) {
       this.onElement(raw, name);
       return;
@@ -136,6 +183,9 @@ export class XmppConnection {
       clearTimeout(waiter.timer);
       waiter.reject(err);
     }
+    const smWaiter = this.smWaiter;
+    this.smWaiter = undefined;
+    smWaiter?.reject(err);
     this.onClose?.(err);
   }
 
@@ -164,6 +214,12 @@ export class XmppConnection {
       this.flushScheduled = true;
       process.nextTick(() => this.flush());
     }
+  }
+
+  /** send() for one stanza (message, presence, iq): counted for stream management. */
+  sendStanza(data: string): void {
+    if (this.sm !== undefined) this.sm.sent = nextH(this.sm.sent);
+    this.send(data);
   }
 
   flush(): void {
@@ -256,6 +312,38 @@ export class XmppConnection {
     return jid;
   }
 
+  /** XEP-0198 §3: enables stream management (after bind); throws when the server refuses. */
+  async enableSm(resume = true): Promise<void> {
+    this.smEnabling = true;
+    this.send(`<enable xmlns='${NS_SM}'${resume ? " resume='true'" : ''}/>`);
+    const answer = await this.next();
+    if (this.sm === undefined) {
+      this.smEnabling = false;
+      throw new ClientError('sm-failed', answer.raw.slice(0, 200));
+    }
+  }
+
+  /**
+   * Acknowledges everything received so far and asks the server for its count (<r/>):
+   * resolves with the server's 'h', which must equal `sm.sent`.
+   */
+  smSync(): Promise<number> {
+    const sm = this.sm;
+    if (sm === undefined) return Promise.reject(new ClientError('sm-not-enabled'));
+    if (this.closedError !== undefined) return Promise.reject(this.closedError);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.smWaiter = undefined;
+        reject(new ClientError('sm-ack-timeout'));
+      }, this.timeoutMs);
+      this.smWaiter = {
+        resolve: (h) => { clearTimeout(timer); resolve(h); },
+        reject: (err) => { clearTimeout(timer); reject(err); },
+      };
+      this.send(`<a xmlns='${NS_SM}' h='${sm.received}'/><r xmlns='${NS_SM}'/>`);
+    });
+  }
+
   /** XEP-0077: true when created, false when the account already existed. */
   async register(features: string, username: string, password: string): Promise<boolean> {
     void features;
@@ -310,7 +398,11 @@ export async function login(options: LoginOptions): Promise<XmppConnection> {
     }
     features = await conn.authenticate(features, options.username, options.password, options.auth);
     await conn.bind(features, options.resource ?? 'bench');
-    if (options.presence) conn.send('<presence/>');
+    if (options.sm) {
+      if (!features.includes(NS_SM)) throw new ClientError('no-sm', 'the server does not offer stream management (urn:xmpp:sm:3)');
+      await conn.enableSm();
+    }
+    if (options.presence) conn.sendStanza('<presence/>');
     return conn;
   } catch (err) {
     conn.destroy();

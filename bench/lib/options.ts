@@ -37,6 +37,14 @@ export interface BenchOptions {
   bodyBytes: number;
   drain: number;
   chatVariants: string[];
+  // archive
+  archiveVariants: string[];
+  archiveMessages: number;
+  archiveBatch: number;
+  archiveQueries: number;
+  archiveOthers: number;
+  /** PostgreSQL for the variants that use it (a fresh schema each, dropped afterwards). */
+  postgresUrl: string;
   // run
   pin: boolean;
   restart: boolean;
@@ -57,7 +65,7 @@ server (--host/--port/--domain), or against Meerkat, Prosody and ejabberd in tur
 The load generator runs in its own process pinned to core 1. Each scenario variant prints a
 JSON line (prefixed "BENCH ") and a table; several targets end with a comparison table.
 
-scenarios (-s, --scenarios LIST; default login,idle,chat,relay)
+scenarios (-s, --scenarios LIST; default login,idle,chat,relay,archive)
   login    N accounts log in, C at a time: logins/s, p50/p99, failures
            variants: scram-tls (STARTTLS + SCRAM-SHA-256, else -1) and plain (PLAIN, no TLS)
   idle     N connections logged in and idle: server RSS before, at N/2 and at N; average
@@ -65,8 +73,21 @@ scenarios (-s, --scenarios LIST; default login,idle,chat,relay)
            variants: plain and tls
   chat     P online pairs, W messages in flight per pair, D seconds: msgs/s, latency
            percentiles, lost and duplicated messages
+           variants: tokens joined by '+': plain or tls (transport), sm (clients enable
+           XEP-0198 stream management and answer the server's <r/>), archive-sqlite or
+           archive-postgres (Meerkat only: [modules.mam] on, on a fresh database of that
+           backend); e.g. plain, tls, sm, archive-sqlite, tls+sm+archive-postgres. Each
+           variant with sm/archive is also reported against its transport alone (plain or
+           tls): throughput cost in %, latency and server CPU per message
   relay    the chat load through a byte-forwarding TCP relay (no XMPP): the ceiling the
            generator can reach; chat throughput is reported as a fraction of it
+  archive  Meerkat only. A fresh database of each backend is filled through the storage
+           layer (ArchiveStore.append in batches, before the server starts) with an M-message
+           conversation between user1 and user2 (both sides archived); then store-level
+           figures (insert rate, query latency of 8 query kinds) and, over XMPP, latency of
+           a MAM query (urn:xmpp:mam:2) for the last page (RSM <before/>) and for a deep page
+           (RSM <after> an id 10-90 % into the conversation), 50 messages each
+           variants: sqlite and postgres
 
 target
   --host H --port P --domain D  any XMPP server (STARTTLS optional on P, PLAIN allowed
@@ -95,18 +116,31 @@ load knobs
   --warmup S            unmeasured seconds before (default 2)
   --body-bytes B        padding in each message body (default 64)
   --drain S             seconds to wait for in-flight messages at the end (default 5)
-  --chat-variants LIST  plain and/or tls (default plain)
+  --chat-variants LIST  (default plain,sm,archive-sqlite,archive-postgres; see chat above)
+  --archive-variants LIST  sqlite and/or postgres (default sqlite,postgres)
+  --archive-messages M  messages in the archived conversation, each archived by both
+                        sides (default 100000)
+  --archive-batch B     archived messages per ArchiveStore.append while filling (default 250)
+  --archive-queries Q   timed queries per query kind, store-level and over XMPP (default 200)
+  --archive-others N    first archive N messages of 1,000 other accounts, so the indexes
+                        hold more than the one conversation (default 0)
+  --postgres-url URL    PostgreSQL for archive-postgres and archive/postgres: a fresh schema
+                        per variant, dropped afterwards (default $MEERKAT_BENCH_POSTGRES_URL,
+                        else postgres://postgres@127.0.0.1:5432/test); variants needing it are
+                        skipped when nothing listens there
 
 run
   --no-pin              do not pin with taskset
-  --no-restart          do not restart a server the bench manages before each idle
-                        variant (faster, but memory figures then include earlier growth)
+  --no-restart          do not restart a server the bench manages before each idle and
+                        chat variant (faster, but memory figures then include earlier
+                        growth); variants with a database of their own (archive-*,
+                        archive scenario) always start on a fresh server
   --cpu-prof DIR        run Meerkat under node --cpu-prof, profiles into DIR; prints one
-                        summary per login/chat variant, cut to its measured window
+                        summary per login/chat/archive variant, cut to its measured window
   --profile-top N       functions listed in each profile summary (default 25)
   --json FILE           also append the JSON lines to FILE
   --quiet               JSON lines only
-  --keep                keep temporary data folders
+  --keep                keep temporary data folders (and PostgreSQL schemas)
   --timeout MS          per protocol step (default 30000)
   --provision-c C       registration concurrency (default 20)
   -h, --help
@@ -160,6 +194,12 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'body-bytes': { type: 'string' },
       drain: { type: 'string' },
       'chat-variants': { type: 'string' },
+      'archive-variants': { type: 'string' },
+      'archive-messages': { type: 'string' },
+      'archive-batch': { type: 'string' },
+      'archive-queries': { type: 'string' },
+      'archive-others': { type: 'string' },
+      'postgres-url': { type: 'string' },
       'no-pin': { type: 'boolean' },
       'no-restart': { type: 'boolean' },
       'cpu-prof': { type: 'string' },
@@ -176,7 +216,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   const n = int(values.accounts, 'accounts', undefined);
   const c = int(values.concurrency, 'concurrency', undefined);
   const options: BenchOptions = {
-    scenarios: list(values.scenarios, ['login', 'idle', 'chat', 'relay']),
+    scenarios: list(values.scenarios, ['login', 'idle', 'chat', 'relay', 'archive']),
     host: values.host,
     port: int(values.port, 'port', undefined),
     tlsPort: int(values['tls-port'], 'tls-port', undefined),
@@ -203,7 +243,13 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     warmup: int(values.warmup, 'warmup', 2),
     bodyBytes: int(values['body-bytes'], 'body-bytes', 64),
     drain: int(values.drain, 'drain', 5),
-    chatVariants: list(values['chat-variants'], ['plain']),
+    chatVariants: list(values['chat-variants'], ['plain', 'sm', 'archive-sqlite', 'archive-postgres']),
+    archiveVariants: list(values['archive-variants'], ['sqlite', 'postgres']),
+    archiveMessages: Math.max(1, int(values['archive-messages'], 'archive-messages', 100_000)),
+    archiveBatch: Math.max(1, int(values['archive-batch'], 'archive-batch', 250)),
+    archiveQueries: Math.max(1, int(values['archive-queries'], 'archive-queries', 200)),
+    archiveOthers: int(values['archive-others'], 'archive-others', 0),
+    postgresUrl: values['postgres-url'] ?? process.env.MEERKAT_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
     pin: !(values['no-pin'] ?? false),
     restart: !(values['no-restart'] ?? false),
     keep: values.keep ?? false,

@@ -33,7 +33,9 @@ export function comparison(
   const out: string[] = [];
   for (const [key, group] of groups) {
     const scenario = scenarios[group[0].scenario];
-    const heads: Record<string, string>[] = group.map((r) => ('error' in r.figures ? { error: String(r.figures.error) } : { ...scenario.headline(r.figures), ...extra(r) }));
+    const heads = group.map((r): Record<string, string> => ('error' in r.figures ? { error: String(r.figures.error) }
+      : 'skipped' in r.figures ? { skipped: String(r.figures.skipped) }
+        : { ...scenario.headline(r.figures), ...extra(r) }));
     const columns = [...new Set(heads.flatMap((h) => Object.keys(h)))];
     out.push(`\n${key}\n${table(['target', ...columns], group.map((r, i) => [r.target, ...columns.map((c) => heads[i][c] ?? '-')]))}`);
   }

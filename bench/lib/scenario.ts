@@ -4,6 +4,7 @@
  * (pinned to core 1), never in the orchestrator or the server; everything else (variants,
  * account needs, report rows) is read by the orchestrator.
  */
+import type { SqlStorage } from '../../src/storage/index.ts';
 import type { BenchOptions } from './options.ts';
 
 /** How the generator reaches a server under test. */
@@ -28,12 +29,48 @@ export interface RunContext {
   endpoint: Endpoint;
   options: BenchOptions;
   variant: string;
+  /** What the variant's `setup.prepare` handed over (see VariantSetup), if anything. */
+  prepared?: unknown;
   /** Progress to stderr. */
   log(message: string): void;
 }
 
-/** A scenario's figures: flat JSON, printed as one line. */
+/**
+ * A scenario's figures: flat JSON, printed as one line. `error` marks a failed variant (the
+ * run exits non-zero); `skipped` one this target cannot run (e.g. a Meerkat-only variant
+ * against Prosody), which is reported but is not a failure.
+ */
 export type Figures = Record<string, unknown>;
+
+export type StorageBackendName = 'sqlite' | 'postgres';
+
+/** What `VariantSetup.prepare` gets: the fresh database, accounts already in it. */
+export interface PrepareContext {
+  /** The server's own storage layer (src/storage) on the variant's fresh database. */
+  storage: SqlStorage;
+  backend: StorageBackendName;
+  options: BenchOptions;
+  domain: string;
+  log(message: string): void;
+  /** Runs one SQL statement outside the storage layer (PostgreSQL only: VACUUM ANALYZE and the like). */
+  admin?(sql: string): Promise<void>;
+}
+
+/**
+ * Server-side set-up one variant needs: only a Meerkat the bench manages can have it (other
+ * targets report such a variant as skipped). The server is stopped, a fresh database of
+ * `storage` is created (SQLite: a new file; PostgreSQL: a new schema of --postgres-url) and
+ * the scenario's accounts provisioned into it, `prepare` runs (in the orchestrator, before
+ * the server starts), and the server starts on it with `config` merged over the bench
+ * config. Afterwards the database is deleted and the next variant without a set-up gets the
+ * default server again.
+ */
+export interface VariantSetup {
+  storage: StorageBackendName;
+  /** TOML tables merged over the bench config (and over --meerkat-toml), e.g. { modules: { mam: { enabled: true } } }. */
+  config?: Record<string, unknown>;
+  prepare?(ctx: PrepareContext): Promise<{ figures: Figures; handoff?: unknown }>;
+}
 
 export interface ScenarioResult {
   scenario: string;
@@ -53,6 +90,8 @@ export interface Scenario {
   freshServer?: boolean;
   /** Runs once per bench run rather than once per target (the relay ceiling). */
   targetIndependent?: boolean;
+  /** The server-side set-up a variant needs (Meerkat only), or undefined for the default server. */
+  setup?(variant: string, options: BenchOptions): VariantSetup | undefined;
   /** Executed in the generator process. */
   run(ctx: RunContext): Promise<Figures>;
   /** Label/value rows for the human-readable table. */

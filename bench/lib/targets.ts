@@ -12,7 +12,10 @@ import { registerAccount } from './client.ts';
 import type { BenchOptions } from './options.ts';
 import { FailureCounter, runPool } from './pool.ts';
 import { exited, findDescendant, sleep, spawnPinned, waitForPort } from './proc.ts';
-import type { Endpoint } from './scenario.ts';
+import type { Endpoint, Figures, VariantSetup } from './scenario.ts';
+
+/** What a variant's set-up produced: figures for its report and data for its generator; or why it cannot run here. */
+export type PreparedVariant = { figures: Figures; handoff?: unknown } | { skipped: string };
 
 export interface Target {
   readonly name: string;
@@ -24,6 +27,13 @@ export interface Target {
   restart(): Promise<void>;
   stop(): Promise<void>;
   endpoint(): Endpoint;
+  /**
+   * Only a target that can run variants with a set-up (Meerkat): stops the server and starts
+   * it on a fresh database prepared for the variant, with `accounts` accounts there.
+   */
+  startWithSetup?(setup: VariantSetup, accounts: number, label: string): Promise<PreparedVariant>;
+  /** Returns to the default server after a variant with a set-up; true when it (re)started the server. */
+  ensureDefault?(): Promise<boolean>;
 }
 
 /** Creates user1..userN by in-band registration; existing accounts count as done. */

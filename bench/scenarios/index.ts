@@ -4,5 +4,6 @@ import login from './login.ts';
 import idle from './idle.ts';
 import chat from './chat.ts';
 import relay from './relay.ts';
+import archive from './archive.ts';
 
-export const scenarios: Record<string, Scenario> = { login, idle, chat, relay };
+export const scenarios: Record<string, Scenario> = { login, idle, chat, relay, archive };
