@@ -84,12 +84,19 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
   const kindsWanted = options.listeners ?? ['starttls', 'direct'];
   const ports = await freePorts(kindsWanted.length);
   const postgresSchema = options.storage === 'postgres' ? `meerkat_test_${randomBytes(6).toString('hex')}` : undefined;
-  const built = buildTestConfig(dataDir, { ...options, listeners: kindsWanted }, ports, postgresSchema);
   const configPath = path.join(dataDir, 'meerkat.toml');
-  await writeFile(configPath, built.text);
-  const config = parseConfig(built.text, configPath);
-  if (config.listen.c2s.some((listener, i) => listener.port !== ports[i])) {
-    throw new Error('startServerProcess picks the ports itself: set `listeners`, not [[listen.c2s]] in the TOML');
+  let config: ReturnType<typeof parseConfig>;
+  let built: ReturnType<typeof buildTestConfig>;
+  try {
+    built = buildTestConfig(dataDir, { ...options, listeners: kindsWanted }, ports, postgresSchema);
+    await writeFile(configPath, built.text);
+    config = parseConfig(built.text, configPath);
+    if (config.listen.c2s.some((listener, i) => listener.port !== ports[i])) {
+      throw new Error('startServerProcess picks the ports itself: set `listeners`, not [[listen.c2s]] in the TOML');
+    }
+  } catch (err) {
+    await rm(dataDir, { recursive: true, force: true });
+    throw err;
   }
   const hosts = config.general.hosts;
   const iterations = config.auth.scram_iterations;
