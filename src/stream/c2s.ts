@@ -59,6 +59,8 @@ export class C2SStream implements Session {
   private hibernation: NodeJS.Timeout | undefined;
   /** A new connection took the session over and <resumed/> has not gone out yet: write nothing before it. */
   private resuming = false;
+  /** Counts takeovers: only the latest one's <resumed/> goes out (an earlier connection may be gone already). */
+  private takeovers = 0;
   private closedCleanly = false;
   private pendingPing: string | undefined;
   /** performance.now() when the pending ping was sent. */
@@ -472,12 +474,16 @@ export class C2SStream implements Session {
       stale.resume(); // reading may have been paused for this session: let it see the peer go
     }
     // <resumed/> reports what was handled, so it waits for what the old connection delivered.
-    this.enqueue(() => this.completeResume(h));
+    const takeover = ++this.takeovers;
+    this.enqueue(() => this.completeResume(h, takeover));
     for (const work of pipelined) this.enqueue(work);
     if (!this.busy) transport.resume();
   }
 
-  private completeResume(h: number): void {
+  private completeResume(h: number, takeover: number): void {
+    // A connection that resumed and was lost before its turn came, replaced by a newer one
+    // whose own <resumed/> (with the client's newer 'h') is queued behind this.
+    if (takeover !== this.takeovers) return;
     const sm = this.sm!;
     this.resuming = false;
     sm.unacked.ack(h); // checked before the takeover; only an inconsistent client could fail it now
