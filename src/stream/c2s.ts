@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { el, type XmlElement } from '../xml/element.ts';
+import { parseStoredElement } from '../xml/stored.ts';
 import { StanzaError, errorReply, streamErrorElement, type StreamErrorCondition } from '../xml/errors.ts';
 import type { OutboundFilter, Session } from '../modules/api.ts';
 import type { UserRef } from '../storage/types.ts';
@@ -29,6 +30,7 @@ const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls';
 const NS_PING = 'urn:xmpp:ping';
 /** Elements queued while an async step runs, before reading from the peer pauses. */
 const QUEUE_PAUSE_AT = 64;
+const ACK_REQUEST = el('r', { xmlns: NS_SM }).toString();
 /** Major version 1 compared numerically (leading zeros allowed), any minor version. */
 const SUPPORTED_VERSION = /^0*1\.[0-9]+$/;
 
@@ -134,7 +136,7 @@ export class C2SStream implements Session {
       return;
     }
     const xml = stanza.toString();
-    sm.unacked.push({ stanza, xml, queuedAt: Date.now() });
+    sm.unacked.push({ xml, queuedAt: Date.now() });
     // A client that stops acknowledging ends its session: what it was sent goes offline.
     const max = this.env.streamManagement.maxUnacked;
     if (sm.unacked.length > max) return this.close('policy-violation', `more than ${max} stanzas left unacknowledged`);
@@ -422,7 +424,7 @@ export class C2SStream implements Session {
   private requestAck(sm: SessionSm): void {
     sm.stopTimer();
     sm.sinceRequest = 0;
-    this.transport.send(el('r', { xmlns: NS_SM }));
+    this.transport.send(ACK_REQUEST);
   }
 
   /**
@@ -611,7 +613,11 @@ export class C2SStream implements Session {
       const undelivered: Undelivered[] = [];
       const sm = this.sm;
       if (sm !== undefined) {
-        for (const entry of sm.unacked.take()) undelivered.push(entry);
+        for (const { xml, queuedAt } of sm.unacked.take()) {
+          const stanza = parseStoredElement(xml);
+          if (stanza !== undefined) undelivered.push({ stanza, queuedAt });
+          else this.log.error('unacknowledged stanza could not be read back');
+        }
         if (sm.id !== undefined) this.env.resumable.end(sm.id, sm.handled);
       }
       const filter = this.filter;

@@ -51,8 +51,11 @@ export function parseH(value: string | undefined): number | undefined {
 
 /** A stanza sent to the client and not yet acknowledged. */
 export interface Unacked {
-  stanza: XmlElement;
-  /** Exactly what was written, for retransmission after a resumption. */
+  /**
+   * Exactly what was written, for retransmission after a resumption. Only the text is kept
+   * (not the element tree, which is several times larger and would keep the garbage collector
+   * busy): the rare session that ends with stanzas unacknowledged parses them back.
+   */
   xml: string;
   /** Date.now() when the server first queued it for the client. */
   queuedAt: number;
