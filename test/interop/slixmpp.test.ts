@@ -6,7 +6,8 @@
  *  - slixmpp_sessions.py covers what spans time: offline messages delivered with XEP-0203
  *    delays; the XEP-0313 archive paged with the plugin's XEP-0059 paging (forwards, backwards
  *    from the last page, filtered by correspondent); XEP-0198 resumption after the TCP
- *    connection is reset, with messages sent while it is gone.
+ *    connection is reset, with messages sent while it is gone; XEP-0280 carbons enabled and
+ *    disabled with the plugin, next to a scripted client on another resource of the account.
  * Messages are sent by scripted clients, each one only once the server has stored it (archive
  * or offline queue), so that every delay stamp can be checked against the moment it was sent.
  * The Python side only reports what slixmpp saw (JSON lines); the asserting happens here.
@@ -489,6 +490,100 @@ describe('slixmpp', { skip: missing }, () => {
         `nothing went to offline storage:\n${logs.join('\n')}`);
       assert.equal(await server.server.storage.offline.count(ALICE), 0, 'nothing in offline storage');
       assertNoBounces(bob);
+    } finally {
+      slix?.stop();
+      await server.stop();
+    }
+  });
+
+  it('enables XEP-0280 carbons with its plugin: <received/> and <sent/> copies from the bare JID, none with <private/> + <no-copy/>, none once disabled', { timeout: 30_000 }, async () => {
+    const server = await startTestServer({ hosts: ['localhost', 'clinic.test'] });
+    let slix: SlixmppRun | undefined;
+    try {
+      await server.addUser('alice', 'alice-secret');
+      await server.addUser('bob@clinic.test', 'bob-secret');
+      const cafile = path.join(server.dataDir, 'ca.pem');
+      await writeFile(cafile, server.certificate);
+      const SLIX = 'alice@localhost/slix';
+      const NS_CARBONS = 'urn:xmpp:carbons:2';
+      const PRIVATE = `<private xmlns='${NS_CARBONS}'/><no-copy xmlns='urn:xmpp:hints'/>`;
+      const bob = await server.login('bob@clinic.test', 'bob-secret', { resource: 'pager' });
+      // alice's other resource, without carbons, above slixmpp's priority (0): it alone gets
+      // what comes for alice's bare JID.
+      const desk = await server.login('alice', 'alice-secret', { resource: 'desk' });
+      desk.send('<presence><priority>5</priority></presence>');
+      await desk.expect(`<presence from='${desk.jid}'/>`, { skip: true });
+
+      slix = new SlixmppRun(['carbons', SLIX, 'alice-secret', String(server.port('starttls')), cafile, bob.jid!]);
+      const ready = await slix.next('ready');
+      assert.deepEqual(ready, { event: 'ready', jid: SLIX, advertised: true, enabled: 'result' },
+        'the server advertises urn:xmpp:carbons:2 and answers the plugin\'s <enable/>');
+      const run = slix;
+      // slixmpp's presence reached the desk (so did the desk's own, before): from now on the
+      // desk and bob get only what each step below expects, in order.
+      await desk.expect(`<presence from='${SLIX}'/>`, { skip: true });
+
+      /** `sender` sends a chat message (`extra`: XML after the body), and `recipient` gets it as sent, next. */
+      const chat = async (sender: ScriptedClient, recipient: ScriptedClient, to: string, id: string, body: string, extra = '') => {
+        sender.send(`<message to='${to}' type='chat' id='${id}'><body>${body}</body>${extra}</message>`);
+        await recipient.expect(`<message from='${sender.jid}' to='${to}' type='chat' id='${id}'><body>${body}</body>${extra}</message>`);
+        return { from: sender.jid!, to, type: 'chat', id, body };
+      };
+      /**
+       * slixmpp's next event is this carbon: a chat from alice's bare JID to slixmpp's resource,
+       * the original forwarded as is.
+       */
+      const carbon = async (kind: 'carbon_received' | 'carbon_sent', forwarded: Record<string, string>) => {
+        const event = await run.next(kind);
+        assert.deepEqual(event, { event: kind, from: 'alice@localhost', to: SLIX, type: 'chat', forwarded }, `${kind} of '${forwarded.body}'`);
+      };
+      /** `sender` sends slixmpp a chat message: its next event is that message (no copy of anything before it). */
+      const toSlix = async (sender: ScriptedClient, id: string, body: string) => {
+        sender.send(`<message to='${SLIX}' type='chat' id='${id}'><body>${body}</body></message>`);
+        assert.deepEqual(await run.next('message'), { event: 'message', from: sender.jid, to: SLIX, type: 'chat', id, body }, `message '${body}'`);
+      };
+
+      // (1) <received/>: for another resource of alice's, by full JID, then by bare JID.
+      await carbon('carbon_received', await chat(bob, desk, desk.jid!, 'r1', 'to the desk'));
+      await carbon('carbon_received', await chat(bob, desk, 'alice@localhost', 'r2', 'to the bare JID'));
+      // (2) <sent/>: what the other resource sends.
+      await carbon('carbon_sent', await chat(desk, bob, bob.jid!, 's1', 'from the desk'));
+      // (3) No copy of a private message either way: each sender's next message (handled in
+      // order after it, on the same stream) is the next copy slixmpp sees.
+      await chat(desk, bob, bob.jid!, 'p1', 'private from the desk', PRIVATE);
+      await carbon('carbon_sent', await chat(desk, bob, bob.jid!, 's2', 'after the private one'));
+      await chat(bob, desk, desk.jid!, 'p2', 'private to the desk', PRIVATE);
+      await chat(bob, desk, 'alice@localhost', 'p3', 'private to the bare JID', PRIVATE);
+      await carbon('carbon_received', await chat(bob, desk, desk.jid!, 'r3', 'after the private ones'));
+
+      // Disabled with the plugin: no copies; the next thing slixmpp sees from each sender is a
+      // message sent to it after the one that would have been copied.
+      run.tell('disable');
+      assert.deepEqual(await run.next('disabled'), { event: 'disabled', type: 'result' });
+      await chat(bob, desk, desk.jid!, 'r4', 'to the desk, carbons off');
+      await chat(bob, desk, 'alice@localhost', 'r5', 'to the bare JID, carbons off');
+      await toSlix(bob, 'm1', 'bob to slixmpp');
+      await chat(desk, bob, bob.jid!, 's3', 'from the desk, carbons off');
+      await toSlix(desk, 'm2', 'desk to slixmpp');
+
+      // What slixmpp sends with its own <private/> (and <no-copy/>) is not copied to the desk,
+      // which now enables carbons: its next element is the copy of the plain message after it.
+      const on = await desk.iq(`<iq type='set' id='carbons-on'><enable xmlns='${NS_CARBONS}'/></iq>`);
+      assert.equal(on.attrs.type, 'result', on.toString());
+      run.tell('send');
+      await run.next('sent');
+      await bob.expect(`<message from='${SLIX}' to='${bob.jid}' type='chat' id='slix-private'><body>private from slixmpp</body>${PRIVATE}</message>`);
+      await bob.expect(`<message from='${SLIX}' to='${bob.jid}' type='chat' id='slix-plain'><body>copied from slixmpp</body></message>`);
+      await desk.expect(`<message from='alice@localhost' to='${desk.jid}' type='chat'><sent xmlns='${NS_CARBONS}'><forwarded xmlns='urn:xmpp:forward:0'>`
+        + `<message xmlns='jabber:client' from='${SLIX}' to='${bob.jid}' type='chat' id='slix-plain'><body>copied from slixmpp</body></message></forwarded></sent></message>`);
+
+      run.tell('done');
+      const done = await run.next('done');
+      await run.finished();
+      assert.equal(done.jid, SLIX);
+      // Then the desk sees slixmpp go, and nothing else came to either.
+      await desk.expect(`<presence type='unavailable' from='${SLIX}'/>`);
+      await Promise.all([bob.expectNothing(100), desk.expectNothing(100)]);
     } finally {
       slix?.stop();
       await server.stop();

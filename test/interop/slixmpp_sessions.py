@@ -1,6 +1,7 @@
 """A slixmpp client driven by test/interop/slixmpp.test.ts for the cases that span time:
-offline messages, the message archive and stream resumption. It reports on stdout, one JSON
-object per line ({"event": ...}); the last one is {"event": "done", ...} or {"event": "error"}.
+offline messages, the message archive, stream resumption and message carbons. It reports on
+stdout, one JSON object per line ({"event": ...}); the last one is {"event": "done", ...} or
+{"event": "error"}.
 Nothing is judged here: the test does the asserting, this only says what slixmpp saw.
 
 Arguments: MODE JID PASSWORD PORT CAFILE [MODE ARGUMENTS]
@@ -17,6 +18,14 @@ Arguments: MODE JID PASSWORD PORT CAFILE [MODE ARGUMENTS]
                        (slixmpp then sends <resume/>) and say {"event": "resumed"}; once
                        BEFORE+DURING+AFTER messages arrived (and 1 s more), send one message
                        to REPLY_TO, acknowledge what it handled (<a/>) and report.
+  carbons PEER         with the xep_0280 plugin: ask the server's disco#info, send presence,
+                       enable carbons and say {"event": "ready"}; then say one line per
+                       'carbon_received', 'carbon_sent' and 'message' event (the wrapper's
+                       from/to/type and the forwarded message's), and act on stdin lines:
+                       "disable" (the plugin's disable(), then {"event": "disabled"}), "send"
+                       (to PEER: a chat with the plugin's <private/> and XEP-0334 <no-copy/>,
+                       then a plain one, ids slix-private and slix-plain; {"event": "sent"}),
+                       "done".
 
 SLIXMPP_DEBUG=1 in the environment logs slixmpp's traffic on stderr.
 """
@@ -34,6 +43,7 @@ from slixmpp import JID
 
 NS_SID = 'urn:xmpp:sid:0'
 NS_DELAY = 'urn:xmpp:delay'
+NS_CARBONS = 'urn:xmpp:carbons:2'
 QUIET = 1.0  # seconds to wait after the last expected message, for duplicates
 
 mode, jid, password, port, cafile = sys.argv[1:6]
@@ -72,6 +82,9 @@ class Client(slixmpp.ClientXMPP):
         self.events = {}
         for plugin in ('xep_0030', 'xep_0059', 'xep_0199', 'xep_0203', 'xep_0297', 'xep_0313', 'xep_0359'):
             self.register_plugin(plugin)
+        if mode == 'carbons':
+            self.register_plugin('xep_0280')
+            self.register_plugin('xep_0334')
         if mode == 'sm':
             self.register_plugin('xep_0198')
             self.sm_enabled = asyncio.get_event_loop().create_future()
@@ -103,6 +116,8 @@ class Client(slixmpp.ClientXMPP):
                 await self.mam(int(extra[0]), JID(extra[1]), JID(extra[2]))
             elif mode == 'sm':
                 await self.sm(*(int(n) for n in extra[0:3]), JID(extra[3]))
+            elif mode == 'carbons':
+                await self.carbons(JID(extra[0]))
             else:
                 self.fail('unknown mode ' + mode)
         except Exception as err:  # the test prints it
@@ -253,6 +268,57 @@ class Client(slixmpp.ClientXMPP):
         # at the next login). slixmpp 1.8.3 sends none of its own on disconnect(): send it here.
         sm.send_ack()
         say(event='done', jid=str(self.boundjid), received=self.received, events=self.events, handled=sm.handled)
+        self.finish()
+
+    # --- carbons ------------------------------------------------------------------------------
+
+    async def carbons(self, peer):
+        def message_of(msg):
+            return {'from': str(msg['from']), 'to': str(msg['to']), 'type': msg.xml.get('type'),
+                    'id': msg['id'] or None, 'body': msg['body']}
+
+        def report(kind):
+            # The plugin fires these only for a carbon whose from has the user's bare JID (full
+            # or bare: the test checks which); msg[kind] is the forwarded message (XEP-0297).
+            def on_carbon(msg):
+                original = msg[kind]
+                say(event=kind, **{'from': str(msg['from']), 'to': str(msg['to']), 'type': msg.xml.get('type'),
+                                   'forwarded': message_of(original) if original != '' else None})
+            return on_carbon
+
+        # Plain functions, not coroutines: slixmpp runs them as each stanza arrives, in order.
+        self.add_event_handler('carbon_received', report('carbon_received'))
+        self.add_event_handler('carbon_sent', report('carbon_sent'))
+        self.add_event_handler('message', lambda msg: say(event='message', **message_of(msg)))
+
+        info = await self['xep_0030'].get_info(jid=self.boundjid.domain)
+        self.send_presence()
+        await self.get_roster()  # answered after the server has handled the presence
+        enabled = await self['xep_0280'].enable()
+        say(event='ready', jid=str(self.boundjid), advertised=NS_CARBONS in info['disco_info']['features'],
+            enabled=enabled['type'])
+
+        while True:
+            line = (await self.loop.run_in_executor(None, sys.stdin.readline)).strip()
+            if line == 'disable':
+                disabled = await self['xep_0280'].disable()
+                say(event='disabled', type=disabled['type'])
+            elif line == 'send':
+                private = self.make_message(mto=peer, mbody='private from slixmpp', mtype='chat')
+                private['id'] = 'slix-private'
+                private.enable('carbon_private')
+                private.enable('no-copy')
+                private.send()
+                plain = self.make_message(mto=peer, mbody='copied from slixmpp', mtype='chat')
+                plain['id'] = 'slix-plain'
+                plain.send()
+                say(event='sent')
+            elif line == 'done':
+                break
+            else:
+                self.fail('unexpected line on stdin: %r' % line)
+                return
+        say(event='done', jid=str(self.boundjid), events=self.events)
         self.finish()
 
 
