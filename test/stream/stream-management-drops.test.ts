@@ -32,6 +32,7 @@ import { strict as assert } from 'node:assert';
 import { randomInt } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Element } from 'ltx';
+import { seeded } from '../support/random.ts';
 import { startTestServer, type ListenerKind, type ScriptedClient, type TestServer } from '../support/index.ts';
 
 const NS_SM = 'urn:xmpp:sm:3';
@@ -44,23 +45,11 @@ const SEED = process.env.MEERKAT_SM_DROPS_SEED !== undefined ? Number(process.en
 
 type Rng = () => number;
 
-/** mulberry32: small, fast, good enough to schedule drops. */
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** An independent stream of decisions per purpose, so one actor's timing does not shift another's choices. */
 function fork(seed: number, label: string): Rng {
   let h = seed >>> 0;
   for (const ch of label) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
-  return mulberry32(h);
+  return seeded(h);
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { StreamParser, type ParserOptions } from '../../src/xml/parser.ts';
 import type { XmlElement, XmlNode } from '../../src/xml/element.ts';
 import type { StreamErrorCondition } from '../../src/xml/errors.ts';
+import { seeded } from '../support/random.ts';
 
 const HEADER = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
 const NS_STREAM = 'http://etherx.jabber.org/streams';
@@ -40,20 +41,8 @@ function feed(chunks: Buffer[], options: ParserOptions = DEFAULTS): Event[] {
   return events;
 }
 
-/** A small deterministic PRNG (mulberry32) so that failures can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function splits(data: Buffer, seed: number): Buffer[] {
-  const random = rng(seed);
+  const random = seeded(seed);
   const chunks: Buffer[] = [];
   let at = 0;
   while (at < data.length) {
