@@ -138,12 +138,22 @@ export default defineModule({
       return writes.enqueue(message);
     }
 
+    /**
+     * Messages archived on arrival, with the account whose archive has them. A chat message for
+     * a resource that went away while its write committed comes back through message:bare for
+     * the same account (RFC 6121 §8.5.3.2.1): it keeps the id it got and is not archived again.
+     */
+    const archivedFor = new WeakMap<XmlElement, string>();
+
     const strip = ({ stanza }: { stanza: XmlElement }): HookResult => {
       stripOwnStanzaIds(stanza, host);
     };
+    const stripArriving = ({ stanza, to }: { stanza: XmlElement; to: Jid }): HookResult => {
+      if (archivedFor.get(stanza) !== to.bare) stripOwnStanzaIds(stanza, host);
+    };
     ctx.hook('message:outbound', strip, STRIP_PRIORITY);
-    ctx.hook('message:bare', strip, STRIP_PRIORITY);
-    ctx.hook('message:full', strip, STRIP_PRIORITY);
+    ctx.hook('message:bare', stripArriving, STRIP_PRIORITY);
+    ctx.hook('message:full', stripArriving, STRIP_PRIORITY);
 
     /**
      * The sender's archive write of a message on its way to an account of this host: the
@@ -174,7 +184,7 @@ export default defineModule({
     }, ARCHIVE_PRIORITY);
 
     const received = ({ stanza, to }: { stanza: XmlElement; to: Jid }): HookResult | Promise<HookResult> => {
-      if (!archivable(stanza)) return;
+      if (!archivable(stanza) || archivedFor.get(stanza) === to.bare) return;
       const from = tryParseJid(stanza.attrs.from);
       if (from === undefined) return;
       // To a gone resource: refused, or (chat) handled as sent to the bare JID, archived there.
@@ -194,7 +204,11 @@ export default defineModule({
       const exists = () => ctx.sessionsOf(owner).length > 0 || ctx.storage.users.exists(owner);
       return then(exists, (known) => {
         if (!known) return settle(undefined);
-        return then(() => shouldArchive(owner, from), (yes) => settle(yes ? archive(owner, 'in', from, stanza) : undefined), failed);
+        return then(() => shouldArchive(owner, from), (yes) => {
+          if (!yes) return settle(undefined);
+          archivedFor.set(stanza, to.bare);
+          return settle(archive(owner, 'in', from, stanza));
+        }, failed);
       }, failed);
     };
     ctx.hook('message:bare', received, ARCHIVE_PRIORITY);
