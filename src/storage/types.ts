@@ -83,6 +83,11 @@ export interface LastActivity {
 export interface LastActivityStore {
   get(owner: UserRef): Promise<LastActivity | undefined>;
   set(owner: UserRef, activity: LastActivity): Promise<void>;
+  /**
+   * Records many in one transaction (a write queue's batch), skipping accounts that no longer
+   * exist (their data is gone, and must not come back).
+   */
+  setMany(entries: readonly { owner: UserRef; activity: LastActivity }[]): Promise<void>;
   remove(owner: UserRef): Promise<void>;
 }
 

@@ -288,6 +288,19 @@ for (const backend of storageBackends) {
         assert.equal(await storage.lastActivity.get(alice), undefined);
         assert.deepEqual(await storage.lastActivity.get(bob), { timestamp: 1_600_000_000, status: '' });
       });
+
+      test('setMany records a batch in one go, and nothing for an account that no longer exists', async () => {
+        const carol: UserRef = { username: 'carol', domain: 'example.com' };
+        const ghost: UserRef = { username: 'ghost', domain: 'example.com' };
+        await storage.users.create(carol, credentials());
+        await storage.lastActivity.setMany([
+          { owner: carol, activity: { timestamp: 1_700_000_001, status: 'shift over' } },
+          { owner: ghost, activity: { timestamp: 1_700_000_002, status: '' } },
+          { owner: carol, activity: { timestamp: 1_700_000_003, status: 'really' } },
+        ]);
+        assert.deepEqual(await storage.lastActivity.get(carol), { timestamp: 1_700_000_003, status: 'really' });
+        assert.equal(await storage.lastActivity.get(ghost), undefined);
+      });
     });
 
     describe('removeAccount', () => {

@@ -18,6 +18,7 @@ import { el, type XmlElement } from '../../xml/element.ts';
 import { StanzaError, errorReply } from '../../xml/errors.ts';
 import { tryParseJid, type Jid } from '../../router/jid.ts';
 import type { LastActivity, UserRef } from '../../storage/types.ts';
+import { WriteQueue } from '../../storage/write-queue.ts';
 import { mayViewPresence } from '../disco/access.ts';
 
 export const NS_LAST = 'jabber:iq:last';
@@ -48,7 +49,7 @@ export default defineModule({
       if (!(await mayViewPresence(ctx, from, to))) throw new StanzaError('forbidden');
       const user = { username: to.local, domain: to.domain };
       if (ctx.sessionsOf(user).length > 0) return query(0);
-      const last = await ctx.storage.lastActivity.get(user);
+      const last = unwritten.get(keyOf(user)) ?? await ctx.storage.lastActivity.get(user);
       if (last === undefined) throw new StanzaError('item-not-found', 'no activity recorded');
       return query(Math.max(0, Math.floor(Date.now() / 1000 - last.timestamp)), last.status);
     });
@@ -77,24 +78,29 @@ export default defineModule({
       else if (type === undefined) session.data.delete(STATUS);
     }, 1000);
 
-    const pending = new Set<Promise<void>>();
+    // Logouts come in bursts (a ward's shift change, a network outage): their records share
+    // transactions, and a query meanwhile sees the record not yet written.
+    const writes = new WriteQueue<{ owner: UserRef; activity: LastActivity }>({
+      write: (batch) => ctx.storage.lastActivity.setMany(batch),
+      log: ctx.log,
+      name: 'last',
+    });
+    const unwritten = new Map<string, LastActivity>();
+    const keyOf = (user: UserRef) => `${user.username}@${user.domain}`;
     ctx.hook('session:closed', ({ session }) => {
       if (ctx.sessionsOf(session.user).length > 0) return;
       const status = session.data.get(STATUS);
       const activity = { timestamp: Math.floor(Date.now() / 1000), status: typeof status === 'string' ? status : '' };
-      const write = record(session.user, activity).finally(() => pending.delete(write));
-      pending.add(write);
+      const key = keyOf(session.user);
+      unwritten.set(key, activity);
+      writes.enqueue({ owner: session.user, activity })
+        .catch((err: unknown) => ctx.log.warn({ err }, 'last activity not recorded'))
+        .finally(() => { if (unwritten.get(key) === activity) unwritten.delete(key); });
     });
-    /** Not for an account being removed (its sessions close after its data is gone). */
-    async function record(user: UserRef, activity: LastActivity): Promise<void> {
-      try {
-        if (await ctx.storage.users.exists(user)) await ctx.storage.lastActivity.set(user, activity);
-      } catch (err) {
-        ctx.log.warn({ err }, 'last activity not recorded');
-      }
-    }
-    ctx.onStop(async () => {
-      await Promise.all(pending);
+    // An account being removed has its data deleted after its sessions close: forget it here too.
+    ctx.hook('user:removed', ({ user }) => {
+      unwritten.delete(keyOf(user));
     });
+    ctx.onStop(() => writes.close());
   },
 });

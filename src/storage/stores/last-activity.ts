@@ -19,11 +19,18 @@ export class SqlLastActivityStore implements LastActivityStore, AccountData {
   }
 
   async set(owner: UserRef, activity: LastActivity): Promise<void> {
-    const values = { seconds: Math.floor(activity.timestamp), status: activity.status };
-    await this.db.insertInto('last_activity')
-      .values({ domain: owner.domain, username: owner.username, ...values })
-      .onConflict((oc) => oc.columns(['domain', 'username']).doUpdateSet(values))
-      .execute();
+    await upsert(this.db, owner, activity);
+  }
+
+  async setMany(entries: readonly { owner: UserRef; activity: LastActivity }[]): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      for (const { owner, activity } of entries) {
+        const exists = await trx.selectFrom('users').select('username')
+          .where('domain', '=', owner.domain).where('username', '=', owner.username)
+          .executeTakeFirst();
+        if (exists !== undefined) await upsert(trx, owner, activity);
+      }
+    });
   }
 
   async remove(owner: UserRef): Promise<void> {
@@ -33,4 +40,12 @@ export class SqlLastActivityStore implements LastActivityStore, AccountData {
   async deleteAccountData(trx: Db, owner: UserRef): Promise<void> {
     await trx.deleteFrom('last_activity').where('domain', '=', owner.domain).where('username', '=', owner.username).execute();
   }
+}
+
+async function upsert(db: Db, owner: UserRef, activity: LastActivity): Promise<void> {
+  const values = { seconds: Math.floor(activity.timestamp), status: activity.status };
+  await db.insertInto('last_activity')
+    .values({ domain: owner.domain, username: owner.username, ...values })
+    .onConflict((oc) => oc.columns(['domain', 'username']).doUpdateSet(values))
+    .execute();
 }
