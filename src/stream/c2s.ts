@@ -409,20 +409,31 @@ export class C2SStream implements Session {
     this.closeWith('undefined-condition', `you acknowledged ${h} stanzas but were sent ${sm.unacked.sendCount}`, handledCountTooHigh(h, sm.unacked.sendCount));
   }
 
-  /** A stanza went out: request an ack after every N, or T after the first one no <r/> covers. */
+  /**
+   * A stanza went out: request an ack after every N, or T after the first one no <r/> covers.
+   * The timer outlives requests (arming one per N stanzas would cost more than the request):
+   * when it fires it requests, or waits again for the rest of T from the first uncovered stanza.
+   */
   private stanzaSent(sm: SessionSm): void {
     const settings = this.env.streamManagement;
     if (++sm.sinceRequest >= settings.ackRequestStanzas) return this.requestAck(sm);
-    if (sm.requestTimer !== undefined) return;
+    if (sm.sinceRequest === 1) sm.uncoveredSince = performance.now();
+    if (sm.requestTimer === undefined) this.armAckTimer(sm, settings.ackRequestDelayMs);
+  }
+
+  private armAckTimer(sm: SessionSm, delayMs: number): void {
     sm.requestTimer = setTimeout(() => {
       sm.requestTimer = undefined;
-      if (sm.sinceRequest > 0 && this.phase === 'bound') this.requestAck(sm);
-    }, settings.ackRequestDelayMs);
+      if (sm.sinceRequest === 0 || this.phase !== 'bound') return;
+      // Timers may fire up to a millisecond early.
+      const left = this.env.streamManagement.ackRequestDelayMs - (performance.now() - sm.uncoveredSince);
+      if (left > 1) this.armAckTimer(sm, left);
+      else this.requestAck(sm);
+    }, delayMs);
     sm.requestTimer.unref();
   }
 
   private requestAck(sm: SessionSm): void {
-    sm.stopTimer();
     sm.sinceRequest = 0;
     this.transport.send(ACK_REQUEST);
   }

@@ -130,6 +130,8 @@ export class SessionSm {
   readonly unacked = new UnackedQueue();
   /** Stanzas sent since the server's last <r/>. */
   sinceRequest = 0;
+  /** performance.now() when the first stanza after the last <r/> went out. */
+  uncoveredSince = 0;
   requestTimer: NodeJS.Timeout | undefined;
 
   constructor(id: string | undefined, resumeTimeoutMs: number) {
