@@ -41,6 +41,12 @@ export interface WriteQueueOptions<T, R> {
   initialDelayMs?: number;
   /** Ceiling of the doubling retry delay. Default 2 s. */
   maxDelayMs?: number;
+  /**
+   * How long an item may wait for others before a batch is written, when nothing is being
+   * written. Default 0: at once. For writes nobody waits on (last activity) a linger turns
+   * a burst into one transaction instead of one per item, with a synchronous driver too.
+   */
+  lingerMs?: number;
   /** A batch is rejected once this long has passed since its oldest item was enqueued and a write failed again. Default 30 s. */
   giveUpAfterMs?: number;
   /** Randomise each delay within [delay/2, delay], so writers recovering together spread out. Default true. */
@@ -95,6 +101,7 @@ export class WriteQueue<T, R = void> {
   private inFlight = 0;
   private running = false;
   private closed = false;
+  private linger: NodeJS.Timeout | undefined;
   private idleWaiters: Array<() => void> = [];
 
   constructor(options: WriteQueueOptions<T, R>) {
@@ -120,8 +127,10 @@ export class WriteQueue<T, R = void> {
       this.pending.push({ item, enqueuedAt: Date.now(), resolve, reject });
       if (!this.running) {
         this.running = true;
-        // Not a timer: just past the current turn, so items enqueued together share a batch.
-        setImmediate(() => void this.drain());
+        const lingerMs = this.options.lingerMs ?? 0;
+        // Without a linger, just past the current turn, so items enqueued together share a batch.
+        if (lingerMs > 0) this.linger = setTimeout(() => this.startDrain(), lingerMs);
+        else setImmediate(() => void this.drain());
       }
     });
   }
@@ -135,7 +144,14 @@ export class WriteQueue<T, R = void> {
   /** Refuses new items, then waits for the queued ones to settle. */
   close(): Promise<void> {
     this.closed = true;
+    if (this.linger !== undefined) this.startDrain();
     return this.flush();
+  }
+
+  private startDrain(): void {
+    clearTimeout(this.linger);
+    this.linger = undefined;
+    void this.drain();
   }
 
   private async drain(): Promise<void> {

@@ -58,6 +58,18 @@ describe('write queue', () => {
     assert.deepEqual(batches, [[1]]);
   });
 
+  test('with a linger, items enqueued apart share one batch; close writes at once', async () => {
+    const { queue, batches } = recording<number>({ lingerMs: 10_000 });
+    const first = queue.enqueue(1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const second = queue.enqueue(2);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(batches, [], 'nothing written while lingering');
+    await queue.close();
+    await Promise.all([first, second]);
+    assert.deepEqual(batches, [[1, 2]]);
+  });
+
   test('items enqueued together share a batch of at most maxBatch, in order', async () => {
     const { queue, batches } = recording<number>({ maxBatch: 4 });
     await Promise.all(Array.from({ length: 10 }, (_, i) => queue.enqueue(i)));

@@ -79,9 +79,11 @@ export default defineModule({
     }, 1000);
 
     // Logouts come in bursts (a ward's shift change, a network outage): their records share
-    // transactions, and a query meanwhile sees the record not yet written.
+    // transactions (gathered for up to 200 ms), and a query meanwhile sees the record not yet
+    // written.
     const writes = new WriteQueue<{ owner: UserRef; activity: LastActivity }>({
       write: (batch) => ctx.storage.lastActivity.setMany(batch),
+      lingerMs: 200,
       log: ctx.log,
       name: 'last',
     });
