@@ -8,6 +8,7 @@
  * at the final step with `invalid-proof`.
  */
 import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomString } from '../util/random.ts';
 import { promisify } from 'node:util';
 import type { ScramCredentials, ScramHash, ScramKeys } from '../storage/types.ts';
 import type { ChannelBinding, SaslExchange, SaslFailureCondition, SaslStep } from './sasl.ts';
@@ -162,26 +163,6 @@ export function authzidMatches(authzid: string, username: string, domain: string
   const requested = tryParseJid(authzid);
   const self = tryParseJid(`${username}@${domain}`);
   return requested !== undefined && self !== undefined && requested.isBare && requested.bare === self.bare;
-}
-
-/** Random bytes are drawn from the CSPRNG in blocks: one small randomBytes() call costs 10–20 µs. */
-const RANDOM_POOL_BYTES = 4096;
-let randomPool = Buffer.alloc(0);
-let randomPoolOffset = 0;
-
-/**
- * `bytes` fresh random bytes from the CSPRNG, encoded. Bytes come from a pool refilled 4 KiB
- * at a time (as Node's randomUUID does), each used once; a few hundred nanoseconds a call.
- */
-export function randomString(bytes: number, encoding: 'base64' | 'base64url' | 'hex'): string {
-  if (bytes > RANDOM_POOL_BYTES / 4) return randomBytes(bytes).toString(encoding);
-  if (randomPoolOffset + bytes > randomPool.length) {
-    randomPool = randomBytes(RANDOM_POOL_BYTES);
-    randomPoolOffset = 0;
-  }
-  const out = randomPool.toString(encoding, randomPoolOffset, randomPoolOffset + bytes);
-  randomPoolOffset += bytes;
-  return out;
 }
 
 function defaultNonce(): string {

@@ -1,5 +1,5 @@
 /** Resource binding (RFC 6120 §7). */
-import { randomBytes } from 'node:crypto';
+import { randomString } from '../util/random.ts';
 import type { XmlElement } from '../xml/element.ts';
 import { StanzaError } from '../xml/errors.ts';
 import { Jid } from '../router/jid.ts';
@@ -17,7 +17,7 @@ export const NS_SESSION = 'urn:ietf:params:xml:ns:xmpp-session';
 export function bindResource(bind: XmlElement, username: string, domain: string): Jid | StanzaError {
   const requested = bind.getChildText('resource')?.trim();
   if (requested === undefined || requested === '') {
-    return new Jid(username, domain, randomBytes(9).toString('base64url'));
+    return new Jid(username, domain, randomString(9, 'base64url'));
   }
   try {
     return new Jid(username, domain, prepareResource(requested));

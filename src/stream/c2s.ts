@@ -8,7 +8,7 @@
  * stream of the same account resumes it, which hands its transport over to this object, or
  * until it times out and ends, its undelivered messages going to offline storage.
  */
-import { randomBytes } from 'node:crypto';
+import { randomString } from '../util/random.ts';
 import type { Logger } from 'pino';
 import { el, type XmlElement } from '../xml/element.ts';
 import { parseStoredElement } from '../xml/stored.ts';
@@ -43,7 +43,7 @@ type Phase = 'header' | 'negotiating' | 'bound' | 'hibernating' | 'closed';
 type Work = XmlElement | (() => void);
 
 export class C2SStream implements Session {
-  readonly id = randomBytes(9).toString('base64url');
+  readonly id = randomString(9, 'base64url');
   private transport: StreamTransport;
   private env: StreamEnvironment;
   private readonly log: Logger;
@@ -196,7 +196,7 @@ export class C2SStream implements Session {
 
   private sendHeader(domain: string): void {
     this.transport.openStream({
-      from: domain, id: randomBytes(12).toString('base64url'), version: '1.0',
+      from: domain, id: randomString(12, 'base64url'), version: '1.0',
       'xml:lang': 'en', xmlns: NS_CLIENT, 'xmlns:stream': NS_STREAM,
     });
     this.headerSent = true;
@@ -586,7 +586,7 @@ export class C2SStream implements Session {
         if (lastActivity > this.pingSentAt) this.pendingPing = undefined;
         else if (now - this.pingSentAt >= pingTimeoutMs) this.close('connection-timeout', 'no answer to ping');
       } else if (now - lastActivity >= idleTimeoutMs) {
-        this.pendingPing = `ping-${randomBytes(6).toString('base64url')}`;
+        this.pendingPing = `ping-${randomString(6, 'base64url')}`;
         this.pingSentAt = now;
         this.send(el('iq', { type: 'get', id: this.pendingPing, from: this.jid.domain, to: this.jid.full }, el('ping', { xmlns: NS_PING })));
       }

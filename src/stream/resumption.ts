@@ -5,7 +5,7 @@
  * late learns from <failed h=/> which of its stanzas the server handled and resends only the
  * others.
  */
-import { randomBytes } from 'node:crypto';
+import { randomString } from '../util/random.ts';
 
 /** How long, and for how many ended sessions, the final 'h' is kept. */
 const ENDED_KEPT_MS = 60 * 60 * 1000;
@@ -27,7 +27,7 @@ export class ResumableSessions<S> {
 
   /** An SM-ID: unguessable, never reused while the server runs. */
   newId(): string {
-    return randomBytes(18).toString('base64url');
+    return randomString(18, 'base64url');
   }
 
   get size(): number {
