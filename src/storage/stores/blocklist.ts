@@ -1,4 +1,5 @@
 /** Blocking command (XEP-0191): the set of bare or full JIDs an account blocks. */
+import { compiledOnce } from '../compiled.ts';
 import type { Db } from '../database.ts';
 import type { BlockListStore, UserRef } from '../types.ts';
 import { chunks, type AccountData } from './account-data.ts';
@@ -6,16 +7,16 @@ import { chunks, type AccountData } from './account-data.ts';
 export class SqlBlockListStore implements BlockListStore, AccountData {
   private readonly db: Db;
 
+  private readonly listQuery;
+
   constructor(db: Db) {
     this.db = db;
+    this.listQuery = compiledOnce(db.selectFrom('blocklist_items').select('jid')
+      .where('domain', '=', '').where('username', '=', '').orderBy('jid').compile());
   }
 
   async get(owner: UserRef): Promise<string[]> {
-    const rows = await this.db.selectFrom('blocklist_items').select('jid')
-      .where('domain', '=', owner.domain)
-      .where('username', '=', owner.username)
-      .orderBy('jid')
-      .execute();
+    const { rows } = await this.db.executeQuery(this.listQuery([owner.domain, owner.username]));
     return rows.map((row) => row.jid);
   }
 

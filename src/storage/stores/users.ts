@@ -1,4 +1,5 @@
 /** Accounts and their SCRAM credentials (one `user_scram` row per hash). */
+import { compiledOnce } from '../compiled.ts';
 import type { Db } from '../database.ts';
 import type { ScramCredentials, ScramHash, UserRef, UserStore } from '../types.ts';
 import type { AccountData } from './account-data.ts';
@@ -8,8 +9,16 @@ const HASHES: readonly ScramHash[] = ['SHA-1', 'SHA-256', 'SHA-512'];
 export class SqlUserStore implements UserStore, AccountData {
   private readonly db: Db;
 
+  private readonly credentialsQuery;
+  private readonly existsQuery;
+
   constructor(db: Db) {
     this.db = db;
+    this.credentialsQuery = compiledOnce(db.selectFrom('user_scram')
+      .select(['hash', 'salt', 'iterations', 'stored_key', 'server_key'])
+      .where('domain', '=', '').where('username', '=', '').compile());
+    this.existsQuery = compiledOnce(db.selectFrom('users').select('username')
+      .where('domain', '=', '').where('username', '=', '').compile());
   }
 
   async create(user: UserRef, credentials: ScramCredentials): Promise<boolean> {
@@ -25,11 +34,7 @@ export class SqlUserStore implements UserStore, AccountData {
   }
 
   async getCredentials(user: UserRef): Promise<ScramCredentials | undefined> {
-    const rows = await this.db.selectFrom('user_scram')
-      .select(['hash', 'salt', 'iterations', 'stored_key', 'server_key'])
-      .where('domain', '=', user.domain)
-      .where('username', '=', user.username)
-      .execute();
+    const { rows } = await this.db.executeQuery(this.credentialsQuery([user.domain, user.username]));
     const credentials: Partial<ScramCredentials> = {};
     for (const row of rows) {
       if (!(HASHES as readonly string[]).includes(row.hash)) continue;
@@ -68,8 +73,9 @@ export class SqlUserStore implements UserStore, AccountData {
     });
   }
 
-  exists(user: UserRef): Promise<boolean> {
-    return exists(this.db, user);
+  async exists(user: UserRef): Promise<boolean> {
+    const { rows } = await this.db.executeQuery(this.existsQuery([user.domain, user.username]));
+    return rows.length > 0;
   }
 
   async list(domain: string): Promise<string[]> {
