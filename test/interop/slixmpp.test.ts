@@ -223,9 +223,9 @@ function assertStamp(item: Record<string, unknown>, sent: Sent, where: string): 
     `${where}: stamp ${stamp} outside [${new Date(sent.sentAt).toISOString()}, ${new Date(sent.storedAt).toISOString()}]`);
 }
 
-async function sessionsServer(smExtra?: string): Promise<{ server: TestServer; logs: string[]; cafile: string }> {
+async function sessionsServer(smExtra?: string, storage: 'sqlite' | 'postgres' = 'sqlite'): Promise<{ server: TestServer; logs: string[]; cafile: string }> {
   const { log, lines } = infoLogs();
-  const server = await startTestServer({ hosts: ['localhost', 'clinic.test'], toml: sessionsToml(smExtra), log });
+  const server = await startTestServer({ hosts: ['localhost', 'clinic.test'], toml: sessionsToml(smExtra), log, storage });
   const cafile = path.join(server.dataDir, 'ca.pem');
   await writeFile(cafile, server.certificate);
   await server.addUser('alice', 'alice-secret');
@@ -270,8 +270,9 @@ describe('slixmpp', { skip: missing }, () => {
     }
   });
 
-  it('receives messages sent while it was offline, in order, with XEP-0203 delays (and archive ids)', { timeout: 30_000 }, async () => {
-    const { server, cafile } = await sessionsServer();
+  // Offline messages and archive paging on both backends: the default (SQLite) and PostgreSQL.
+  for (const storage of ['sqlite', 'postgres'] as const) it(`receives messages sent while it was offline, in order, with XEP-0203 delays (and archive ids) (${storage})`, { timeout: 30_000 }, async () => {
+    const { server, cafile } = await sessionsServer(undefined, storage);
     let slix: SlixmppRun | undefined;
     try {
       const bob = await server.login('bob@clinic.test', 'bob-secret', { resource: 'pager' });
@@ -308,8 +309,8 @@ describe('slixmpp', { skip: missing }, () => {
     }
   });
 
-  it('pages through the XEP-0313 archive with XEP-0059: forwards, backwards from the last page, filtered by correspondent', { timeout: 30_000 }, async () => {
-    const { server, cafile } = await sessionsServer();
+  for (const storage of ['sqlite', 'postgres'] as const) it(`pages through the XEP-0313 archive with XEP-0059: forwards, backwards from the last page, filtered by correspondent (${storage})`, { timeout: 30_000 }, async () => {
+    const { server, cafile } = await sessionsServer(undefined, storage);
     let slix: SlixmppRun | undefined;
     try {
       const bob = await server.login('bob@clinic.test', 'bob-secret', { resource: 'pager' });
