@@ -118,18 +118,27 @@ async function enable(client: ScriptedClient, resume: boolean): Promise<string |
 const ids = (elements: Element[]) => elements.map((e) => e.attrs.id as string);
 const range = (prefix: string, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `${prefix}${from + i}`);
 
+/**
+ * Fresh accounts (so sessions left hibernating by one test never meet another) and logins,
+ * on the server a describe block starts.
+ */
+function accounts(current: () => TestServer) {
+  let users = 0;
+  return {
+    async user(prefix: string): Promise<string> {
+      const name = `${prefix}${++users}`;
+      await current().addUser(name, `${name}-secret`);
+      return name;
+    },
+    login(name: string, resource: string): Promise<ScriptedClient> {
+      return current().login(name, `${name}-secret`, { resource, name: `${name}/${resource}` });
+    },
+  };
+}
+
 describe('stream management (XEP-0198)', () => {
   let server: TestServer;
-  let users = 0;
-  /** A fresh account, so sessions left hibernating by one test never meet another. */
-  async function user(prefix: string): Promise<string> {
-    const name = `${prefix}${++users}`;
-    await server.addUser(name, `${name}-secret`);
-    return name;
-  }
-  async function login(name: string, resource: string): Promise<ScriptedClient> {
-    return server.login(name, `${name}-secret`, { resource, name: `${name}/${resource}` });
-  }
+  const { user, login } = accounts(() => server);
   /** A new connection of `name`, authenticated and not bound, that asks to resume. */
   async function resume(name: string, previd: string, h: number): Promise<{ client: ScriptedClient; answer: Element }> {
     const client = await server.connect({ name: `${name} (resuming)` });
@@ -376,15 +385,7 @@ describe('stream management (XEP-0198)', () => {
 
 describe('stream management: sessions that end', () => {
   let server: TestServer;
-  let users = 0;
-  async function user(prefix: string): Promise<string> {
-    const name = `${prefix}${++users}`;
-    await server.addUser(name, `${name}-secret`);
-    return name;
-  }
-  async function login(name: string, resource: string): Promise<ScriptedClient> {
-    return server.login(name, `${name}-secret`, { resource, name: `${name}/${resource}` });
-  }
+  const { user, login } = accounts(() => server);
   /** Comes online again, normally, and collects what offline storage delivers. */
   async function comeBack(name: string, count: number): Promise<Element[]> {
     const client = await login(name, 'again');

@@ -90,15 +90,7 @@ interface Key {
 
 const MESSAGE_COLUMNS = ['id', 'with_bare', 'with_resource', 'direction', 'received_at', 'stanza', 'body'] as const;
 
-interface MessageRow {
-  id: string;
-  with_bare: string;
-  with_resource: string;
-  direction: string;
-  received_at: number;
-  stanza: string;
-  body: string | null;
-}
+type MessageRow = Pick<ArchiveTables['archive_messages'], (typeof MESSAGE_COLUMNS)[number]>;
 
 export class SqlArchiveStore implements ArchiveStore, AccountData {
   private readonly db: ArchiveDb;
