@@ -186,7 +186,7 @@ const streamManagement = z.object({
   max_unacked: int(1, 1_000_000).default(1000)
     .describe('Most stanzas sent to a client and not yet acknowledged. A client past it has its queue moved to offline storage and its stream closed with <policy-violation/>.'),
   ack_request_stanzas: int(1, 10_000).default(5)
-    .describe('The server asks for an acknowledgement (<r/>) after this many stanzas sent since its last request...'),
+    .describe('The server asks for an acknowledgement (<r/>) after this many stanzas sent since its last request, once the client has answered that one...'),
   ack_request_delay: seconds(3600).default(5)
     .describe('...or this many seconds after a stanza went out that no request covers.'),
 }).strict();

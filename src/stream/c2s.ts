@@ -10,7 +10,7 @@
  */
 import { randomString } from '../util/random.ts';
 import type { Logger } from 'pino';
-import { el, type XmlElement } from '../xml/element.ts';
+import { el, flatString, type XmlElement } from '../xml/element.ts';
 import { parseStoredElement } from '../xml/stored.ts';
 import { StanzaError, errorReply, streamErrorElement, type StreamErrorCondition } from '../xml/errors.ts';
 import type { OutboundFilter, Session } from '../modules/api.ts';
@@ -135,7 +135,7 @@ export class C2SStream implements Session {
       this.transport.send(stanza);
       return;
     }
-    const xml = stanza.toString();
+    const xml = flatString(stanza.toString());
     sm.unacked.push({ xml, queuedAt: Date.now() });
     // A client that stops acknowledging ends its session: what it was sent goes offline.
     const max = this.env.streamManagement.maxUnacked;
@@ -402,7 +402,9 @@ export class C2SStream implements Session {
     if (sm === undefined) return this.close('unsupported-stanza-type', 'stream management is not enabled on this stream');
     const h = parseH(element.attrs.h);
     if (h === undefined) return this.close('invalid-xml', "'h' must be an unsignedInt");
-    if (sm.unacked.ack(h) === undefined) this.tooHigh(h, sm);
+    if (sm.unacked.ack(h) === undefined) return this.tooHigh(h, sm);
+    // The next request rides with the next stanza (or the timer), not in a write of its own.
+    sm.requestOutstanding = false;
   }
 
   private tooHigh(h: number, sm: SessionSm): void {
@@ -411,12 +413,15 @@ export class C2SStream implements Session {
 
   /**
    * A stanza went out: request an ack after every N, or T after the first one no <r/> covers.
+   * While a request is unanswered the count waits for its <a/> (one more <r/> in flight would
+   * only be answered with a larger 'h' a little later), so a busy stream asks once per round
+   * trip rather than once per N stanzas.
    * The timer outlives requests (arming one per N stanzas would cost more than the request):
    * when it fires it requests, or waits again for the rest of T from the first uncovered stanza.
    */
   private stanzaSent(sm: SessionSm): void {
     const settings = this.env.streamManagement;
-    if (++sm.sinceRequest >= settings.ackRequestStanzas) return this.requestAck(sm);
+    if (++sm.sinceRequest >= settings.ackRequestStanzas && !sm.requestOutstanding) return this.requestAck(sm);
     if (sm.sinceRequest === 1) sm.uncoveredSince = performance.now();
     if (sm.requestTimer === undefined) this.armAckTimer(sm, settings.ackRequestDelayMs);
   }
@@ -435,6 +440,7 @@ export class C2SStream implements Session {
 
   private requestAck(sm: SessionSm): void {
     sm.sinceRequest = 0;
+    sm.requestOutstanding = true;
     this.transport.send(ACK_REQUEST);
   }
 
@@ -507,6 +513,7 @@ export class C2SStream implements Session {
     const retransmitted = sm.unacked.length;
     for (const entry of sm.unacked.pending()) this.transport.send(entry.xml);
     sm.sinceRequest = 0;
+    sm.requestOutstanding = false; // a request on the lost connection will not be answered
     sm.stopTimer();
     // XEP-0352 §5.2: a resumed stream starts active, so what client state indication held goes out.
     const filter = this.filter;

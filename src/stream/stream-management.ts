@@ -130,6 +130,8 @@ export class SessionSm {
   readonly unacked = new UnackedQueue();
   /** Stanzas sent since the server's last <r/>. */
   sinceRequest = 0;
+  /** An <r/> went out and no <a/> has come since. */
+  requestOutstanding = false;
   /** performance.now() when the first stanza after the last <r/> went out. */
   uncoveredSince = 0;
   requestTimer: NodeJS.Timeout | undefined;

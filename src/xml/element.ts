@@ -95,6 +95,17 @@ export class XmlElement {
   }
 }
 
+/**
+ * `s` as one contiguous string. Serialising builds a rope of many small strings, and the parsed
+ * text in its leaves are slices of whole network reads: a rope kept for long (an unacknowledged
+ * stanza) keeps all of those alive and gives the garbage collector thousands of objects to copy.
+ * Reading a character makes V8 flatten the rope into a fresh string and drop the leaves.
+ */
+export function flatString(s: string): string {
+  s.charCodeAt(0);
+  return s;
+}
+
 /** Build an element: `el('iq', { type: 'result' }, el('query', { xmlns: NS }))`. Undefined attributes are dropped. */
 export function el(name: string, attrs: Record<string, string | undefined> = {}, ...children: (XmlNode | undefined | false)[]): XmlElement {
   const clean: Record<string, string> = {};
