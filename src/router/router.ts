@@ -4,6 +4,7 @@ import { StanzaError, errorReply } from '../xml/errors.ts';
 import type { IqHandler, Session } from '../modules/api.ts';
 import type { Storage } from '../storage/types.ts';
 import type { Host } from './host.ts';
+import type { DeliveryGate } from './hooks.ts';
 import { type Jid, tryParseJid } from './jid.ts';
 import { SessionRegistry } from './sessions.ts';
 
@@ -23,13 +24,13 @@ export class Router {
     this.log = log;
   }
 
-  /** Route a stanza whose `from` is trustworthy (stamped by a stream or set by the server). */
   /**
-   * Returns a promise only when delivery went asynchronous (a hook awaited storage): a stream
-   * waits for it before routing its client's next stanza, which keeps one sender's stanzas in
-   * order (RFC 6120 §10.1) however long each one's hooks take.
+   * Route a stanza whose `from` is trustworthy (stamped by a stream or set by the server).
+   * Returns a promise only when delivery went asynchronous (a hook awaited storage or the
+   * gate). A stream passes a gate with its client's messages, so that they are delivered in
+   * the order they were sent (RFC 6120 §10.1) while their archive writes overlap (HookBus).
    */
-  route(stanza: XmlElement): void | Promise<void> {
+  route(stanza: XmlElement, gate?: DeliveryGate): void | Promise<void> {
     const to = tryParseJid(stanza.attrs.to);
     if (to === undefined) {
       this.bounce(stanza, new StanzaError('jid-malformed'));
@@ -40,7 +41,7 @@ export class Router {
       this.bounce(stanza, new StanzaError('remote-server-not-found'));
       return;
     }
-    return this.guard(stanza, this.deliverLocal(host, stanza, to));
+    return this.guard(stanza, this.deliverLocal(host, stanza, to, gate));
   }
 
   /**
@@ -128,11 +129,11 @@ export class Router {
     }
   }
 
-  private deliverLocal(host: Host, stanza: XmlElement, to: Jid): boolean | Promise<boolean> {
+  private deliverLocal(host: Host, stanza: XmlElement, to: Jid, gate?: DeliveryGate): boolean | Promise<boolean> {
     switch (stanza.name) {
       case 'message':
-        if (to.local === '') return host.hooks.fire('message:host', { stanza });
-        return to.resource === '' ? host.hooks.fire('message:bare', { stanza, to }) : host.hooks.fire('message:full', { stanza, to });
+        if (to.local === '') return host.hooks.fire('message:host', { stanza }, gate);
+        return host.hooks.fire(to.resource === '' ? 'message:bare' : 'message:full', { stanza, to }, gate);
       case 'presence':
         if (to.local === '') return host.hooks.fire('presence:host', { stanza });
         return to.resource === '' ? host.hooks.fire('presence:bare', { stanza, to }) : host.hooks.fire('presence:full', { stanza, to });

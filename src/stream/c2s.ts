@@ -16,6 +16,7 @@ import { StanzaError, errorReply, streamErrorElement, type StreamErrorCondition 
 import type { OutboundFilter, Session } from '../modules/api.ts';
 import type { UserRef } from '../storage/types.ts';
 import type { Host } from '../router/host.ts';
+import type { DeliveryGate } from '../router/hooks.ts';
 import { Jid, tryParseJid } from '../router/jid.ts';
 import type { StreamEvents, StreamTransport } from '../transports/transport.ts';
 import { offeredMechanisms } from '../auth/sasl.ts';
@@ -28,8 +29,11 @@ export const NS_STREAM = 'http://etherx.jabber.org/streams';
 export const NS_CLIENT = 'jabber:client';
 const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls';
 const NS_PING = 'urn:xmpp:ping';
-/** Elements queued while an async step runs, before reading from the peer pauses. */
+/** Elements queued while an async step runs, before reading from the peer pauses; and resumes. */
 const QUEUE_PAUSE_AT = 64;
+const QUEUE_RESUME_AT = 16;
+/** Messages of one client whose storage writes may be in flight together (see enqueue). */
+const PIPELINE_DEPTH = 32;
 const ACK_REQUEST = el('r', { xmlns: NS_SM }).toString();
 /** Major version 1 compared numerically (leading zeros allowed), any minor version. */
 const SUPPORTED_VERSION = /^0*1\.[0-9]+$/;
@@ -54,7 +58,13 @@ export class C2SStream implements Session {
   private username: string | undefined;
   private boundJid: Jid | undefined;
   private readonly queue: Work[] = [];
+  /** An element other than a pipelined message is being handled: nothing else starts. */
   private busy = false;
+  /** Messages being handled side by side, and the completion of the newest and all before it. */
+  private inFlight = 0;
+  private lastMessage: Promise<void> | undefined;
+  /** The gate of the newest message while it has not reached it: the next one waits. */
+  private opening: DeliveryGate | undefined;
   private filter: OutboundFilter | undefined;
   /** Stream management, once the client enabled it. */
   private sm: SessionSm | undefined;
@@ -223,11 +233,20 @@ export class C2SStream implements Session {
     return features.append(...host.streamFeaturesFor(false));
   }
 
-  // --- element processing, strictly in arrival order ------------------------------------
+  // --- element processing, in arrival order ---------------------------------------------
+
+  /*
+   * Each element is handled once the one before it has finished, with one exception: a message
+   * may start as soon as the one before it only waits for storage writes to commit (it reached
+   * its DeliveryGate), up to PIPELINE_DEPTH messages in flight. One client's messages then
+   * share archive transactions instead of waiting for a commit each, and are still decided
+   * and delivered in the order they were sent (RFC 6120 §10.1). Anything but a message waits
+   * until no message is in flight, so an <a/> answering <r/> counts only finished stanzas.
+   */
 
   private enqueue(work: Work): void {
     if (this.phase === 'closed') return;
-    if (this.busy) {
+    if (this.queue.length > 0 || !this.mayStart(work)) {
       this.queue.push(work);
       if (this.queue.length >= QUEUE_PAUSE_AT) this.transport.pause();
       return;
@@ -235,7 +254,17 @@ export class C2SStream implements Session {
     this.process(work);
   }
 
+  private mayStart(work: Work): boolean {
+    if (this.busy || this.opening !== undefined) return false;
+    return this.inFlight === 0 || (this.inFlight < PIPELINE_DEPTH && this.pipelinable(work));
+  }
+
+  private pipelinable(work: Work): work is XmlElement {
+    return typeof work !== 'function' && work.name === 'message' && this.live && (work.attrs.xmlns ?? NS_CLIENT) === NS_CLIENT;
+  }
+
   private process(work: Work): void {
+    if (this.pipelinable(work)) return this.processMessage(work);
     let result: void | Promise<void>;
     try {
       result = typeof work === 'function' ? work() : this.handle(work);
@@ -243,16 +272,58 @@ export class C2SStream implements Session {
       this.internalError(err);
       return;
     }
-    if (result instanceof Promise) {
-      this.busy = true;
-      result.catch((err: unknown) => this.internalError(err)).finally(() => this.drain());
+    if (!(result instanceof Promise)) return;
+    this.busy = true;
+    void result.catch((err: unknown) => this.internalError(err)).then(() => {
+      this.busy = false;
+      this.drain();
+    });
+  }
+
+  private processMessage(message: XmlElement): void {
+    const previous = this.lastMessage;
+    let reached = false;
+    const gate: DeliveryGate = {
+      previous,
+      reached: () => {
+        if (reached) return;
+        reached = true;
+        if (this.opening === gate) {
+          this.opening = undefined;
+          this.drain();
+        }
+      },
+    };
+    let result: void | Promise<void>;
+    try {
+      this.sm?.countInbound();
+      result = this.handleStanza(message, gate);
+    } catch (err) {
+      this.internalError(err);
+      return;
     }
+    if (!(result instanceof Promise)) return;
+    const done = result.catch((err: unknown) => this.internalError(err));
+    this.inFlight++;
+    // A message refused before its gate finishes without waiting for the earlier ones: the
+    // next one must still wait for all of them.
+    this.lastMessage = previous === undefined ? done : done.then(() => previous);
+    if (!reached) this.opening = gate;
+    void done.then(() => {
+      if (--this.inFlight === 0) this.lastMessage = undefined;
+      gate.reached();
+      this.drain();
+    });
   }
 
   private drain(): void {
-    this.busy = false;
-    while (!this.busy && this.queue.length > 0 && this.phase !== 'closed') this.process(this.queue.shift()!);
-    if (!this.busy && this.phase !== 'closed') this.transport.resume();
+    while (this.queue.length > 0 && this.phase !== 'closed' && this.mayStart(this.queue[0])) this.process(this.queue.shift()!);
+    this.resumeReading();
+  }
+
+  /** Reading paused while the queue was long resumes once it is short again. */
+  private resumeReading(): void {
+    if (this.queue.length <= QUEUE_RESUME_AT && this.phase !== 'closed') this.transport.resume();
   }
 
   private internalError(err: unknown): void {
@@ -496,7 +567,7 @@ export class C2SStream implements Session {
     const takeover = ++this.takeovers;
     this.enqueue(() => this.completeResume(h, takeover));
     for (const work of pipelined) this.enqueue(work);
-    if (!this.busy) transport.resume();
+    this.resumeReading();
   }
 
   private completeResume(h: number, takeover: number): void {
@@ -543,7 +614,7 @@ export class C2SStream implements Session {
 
   // --- a bound session ------------------------------------------------------------------
 
-  private handleStanza(stanza: XmlElement): void | Promise<void> {
+  private handleStanza(stanza: XmlElement, gate?: DeliveryGate): void | Promise<void> {
     const host = this.host!;
     const jid = this.jid;
     // The server always stamps the authenticated address (RFC 6120 §8.1.2.1).
@@ -567,7 +638,7 @@ export class C2SStream implements Session {
     }
     if (stanza.name === 'message') {
       if (to === undefined) stanza.attrs.to = jid.bare;
-      return this.after(host.hooks.fire('message:outbound', { session: this, stanza }), () => this.env.router.route(stanza));
+      return this.after(host.hooks.fire('message:outbound', { session: this, stanza }), () => this.env.router.route(stanza, gate));
     }
     return this.after(host.hooks.fire('presence:outbound', { session: this, stanza }), () => {
       if (to !== undefined) return this.env.router.route(stanza);

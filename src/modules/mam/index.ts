@@ -14,10 +14,11 @@
  *    in the recipient's archive. A message the delivery rules refuse is not archived: for an
  *    account that does not exist, or for a full JID that is gone (a chat message is then
  *    handled as if sent to the bare JID, and archived there).
- *  - A message goes on only once its archive write has committed (through a batching write
- *    queue: many messages, one transaction). If the database stays unreachable, the sender
- *    gets an error (rules.ts `storageFailure`) and the message is not delivered: never
- *    delivered yet missing from the archive.
+ *  - A message goes on only once its archive writes have committed (through a batching write
+ *    queue: many messages, one transaction). The writes start at priority 100 and are waited
+ *    for at -1, so the sender's next message is decided and written meanwhile (HookBus). If
+ *    the database stays unreachable, the sender gets an error (rules.ts `storageFailure`) and
+ *    the message is not delivered: never delivered yet missing from the archive.
  *  - Any <stanza-id/> naming an address of this domain as 'by' is removed from every message
  *    a client sends and every message arriving for an account, archived or not: only this
  *    server assigns those. <origin-id/> stays.
@@ -28,6 +29,7 @@
  *   1000  message:outbound, message:bare, message:full: forged stanza ids removed
  *    500  blocking refuses or drops a message, which is then not archived
  *    100  message:outbound: the sender's copy; message:bare / message:full: the recipient's
+ *     -1  message:bare / message:full: both writes have committed
  *   -990  carbons; -1000 default delivery, which hands the message to offline storage
  *
  * Queries (IQ set <query/> to the user's own account): query.ts; results go to the asking
@@ -61,6 +63,7 @@ const NS_CLIENT = 'jabber:client';
 
 const STRIP_PRIORITY = 1000;
 const ARCHIVE_PRIORITY = 100;
+const COMMIT_PRIORITY = -1;
 const DAY_MS = 86_400_000;
 
 /** Servers (by their storage) whose archive purge is already scheduled by one of their hosts. */
@@ -183,6 +186,9 @@ export default defineModule({
       return then(() => shouldArchive(session.user, to), keep, failed);
     }, ARCHIVE_PRIORITY);
 
+    /** Both archive writes of a message on its way to a recipient, until they have committed. */
+    const commits = new WeakMap<XmlElement, Promise<unknown>>();
+
     const received = ({ stanza, to }: { stanza: XmlElement; to: Jid }): HookResult | Promise<HookResult> => {
       if (!archivable(stanza) || archivedFor.get(stanza) === to.bare) return;
       const from = tryParseJid(stanza.attrs.from);
@@ -196,9 +202,9 @@ export default defineModule({
         refuse(stanza, err, (reply) => ctx.route(reply));
         return true;
       };
-      const settle = (own: Promise<void> | undefined): HookResult | Promise<HookResult> => {
-        if (sent === undefined && own === undefined) return;
-        return Promise.all([sent, own]).then(() => undefined, failed);
+      // Waited for just before delivery (below), so the client's next message need not wait.
+      const settle = (own: Promise<void> | undefined): HookResult => {
+        if (sent !== undefined || own !== undefined) commits.set(stanza, Promise.all([sent, own]));
       };
       // An account with a session exists; otherwise ask (no archive for a refused message).
       const exists = () => ctx.sessionsOf(owner).length > 0 || ctx.storage.users.exists(owner);
@@ -213,6 +219,18 @@ export default defineModule({
     };
     ctx.hook('message:bare', received, ARCHIVE_PRIORITY);
     ctx.hook('message:full', received, ARCHIVE_PRIORITY);
+
+    const committed = ({ stanza }: { stanza: XmlElement }): HookResult | Promise<HookResult> => {
+      const pending = commits.get(stanza);
+      if (pending === undefined) return;
+      commits.delete(stanza);
+      return pending.then(() => undefined, (err: unknown) => {
+        refuse(stanza, err, (reply) => ctx.route(reply));
+        return true;
+      });
+    };
+    ctx.hook('message:bare', committed, COMMIT_PRIORITY);
+    ctx.hook('message:full', committed, COMMIT_PRIORITY);
 
     function refuse(stanza: XmlElement, err: unknown, send: (reply: XmlElement) => void): void {
       const error = storageFailure(err, 'the message archive');
