@@ -156,6 +156,25 @@ export class SqlArchiveStore implements ArchiveStore, AccountData {
     const { owner, max, fromEnd } = query;
     if (!Number.isSafeInteger(max) || max < 0) throw new RangeError(`invalid archive page size: ${max}`);
     const words = query.text === undefined ? undefined : searchWords(query.text);
+    const order = fromEnd ? 'desc' : 'asc';
+    const edgeIndex = (count: number, pageSize: number) => (fromEnd ? count - pageSize : 0);
+
+    const kept = counterKey(query);
+    if (kept !== undefined && query.afterId === undefined && query.beforeId === undefined) {
+      // The first or last page of a whole archive or conversation, what a client loads when it
+      // opens one: rows and kept count in one statement (one snapshot), no transaction around.
+      const rows = await this.matching(this.db, query, undefined)
+        .select(MESSAGE_COLUMNS)
+        .select((eb) => eb.selectFrom('archive_counts').select('messages')
+          .where('domain', '=', owner.domain).where('username', '=', owner.username).where('with_bare', '=', kept)
+          .as('kept'))
+        .orderBy('received_at', order).orderBy('id', order)
+        .limit(max + 1)
+        .execute();
+      const { messages, complete } = pageOf(owner, rows, max, fromEnd);
+      const count = rows.length === 0 ? 0 : Number(rows[0].kept ?? 0);
+      return { messages, complete, count, firstIndex: edgeIndex(count, messages.length) };
+    }
 
     return this.read(async (db) => {
       // Unknown ids are an error even when the query could not match anything anyway.
@@ -169,31 +188,24 @@ export class SqlArchiveStore implements ArchiveStore, AccountData {
       let range = matching;
       if (after) range = range.where((eb) => keyAfter(eb, after));
       if (before) range = range.where((eb) => keyBefore(eb, before));
-      const order = fromEnd ? 'desc' : 'asc';
-      // One row more than the page tells whether the page is the last one in its direction.
       const rows = await range.select(MESSAGE_COLUMNS)
         .orderBy('received_at', order).orderBy('id', order)
         .limit(max + 1)
         .execute();
-      const complete = rows.length <= max;
-      const page = rows.slice(0, max);
-      if (fromEnd) page.reverse();
-      const messages = page.map((row) => toMessage(owner, row));
+      const { messages, complete } = pageOf(owner, rows, max, fromEnd);
 
       // firstIndex = matches before the page. At either end of the result set it follows
       // from the count; elsewhere it is the matches before a boundary key.
       const bound = fromEnd ? before : after;
+      const first = messages[0];
       const boundary: Boundary | undefined = bound === undefined ? undefined
-        : page.length > 0 ? { key: page[0], inclusive: false }
+        : first !== undefined ? { key: { received_at: first.timestamp, id: first.id }, inclusive: false }
         // An empty page sits just after `after` (forward) or just before `before` (backward).
         : { key: bound, inclusive: !fromEnd };
-      const edgeIndex = (count: number) => (fromEnd ? count - messages.length : 0);
-
-      const kept = counterKey(query);
       if (kept !== undefined) {
         // The whole archive or a whole conversation: the count is kept, not counted.
         const count = await keptCount(db, owner, kept);
-        const firstIndex = boundary === undefined ? edgeIndex(count) : await position(matching, boundary, count);
+        const firstIndex = boundary === undefined ? edgeIndex(count, messages.length) : await position(matching, boundary, count);
         return { messages, complete, count, firstIndex };
       }
       // Other filters: one scan of the matches counts them and, if needed, those before the
@@ -206,7 +218,7 @@ export class SqlArchiveStore implements ArchiveStore, AccountData {
           eb.fn.count<number>(eb.case().when(keyBefore(eb, boundary!.key, boundary!.inclusive)).then(1).end()).as('before')))
         .executeTakeFirstOrThrow();
       const count = Number(counted.total);
-      const firstIndex = boundary === undefined ? edgeIndex(count) : Number((counted as { before?: number }).before);
+      const firstIndex = boundary === undefined ? edgeIndex(count, messages.length) : Number((counted as { before?: number }).before);
       return { messages, complete, count, firstIndex };
     });
   }
@@ -478,6 +490,13 @@ function toRow(m: ArchivedMessage) {
     // SQLite's trigger keys on the body to clean the search index; keep it null when absent.
     body: m.body ?? null,
   };
+}
+
+/** A page from rows fetched one past its size (which tells whether it is the last in its direction), oldest first. */
+function pageOf(owner: UserRef, rows: readonly MessageRow[], max: number, fromEnd: boolean): { messages: ArchivedMessage[]; complete: boolean } {
+  const page = rows.slice(0, max);
+  if (fromEnd) page.reverse();
+  return { messages: page.map((row) => toMessage(owner, row)), complete: rows.length <= max };
 }
 
 function toMessage(owner: UserRef, row: MessageRow): ArchivedMessage {
