@@ -185,8 +185,8 @@ const streamManagement = z.object({
     .describe('Seconds a resumable session whose connection was lost stays alive (present to contacts, queueing what it is sent) for the client to resume it; advertised to clients as `max`. A client may ask for less. When it runs out, undelivered messages go to offline storage.'),
   max_unacked: int(1, 1_000_000).default(1000)
     .describe('Most stanzas sent to a client and not yet acknowledged. A client past it has its queue moved to offline storage and its stream closed with <policy-violation/>.'),
-  ack_request_stanzas: int(1, 10_000).default(5)
-    .describe('The server asks for an acknowledgement (<r/>) after this many stanzas sent since its last request, once the client has answered that one...'),
+  ack_request_stanzas: int(1, 10_000).default(20)
+    .describe('The server asks for an acknowledgement (<r/>) after this many stanzas sent since its last request, once the client has answered that one (each answer is a transmission from the phone and a read here; more unacknowledged stanzas means more repeated from offline storage if the session times out)...'),
   ack_request_delay: seconds(3600).default(5)
     .describe('...or this many seconds after a stanza went out that no request covers.'),
 }).strict();
