@@ -23,17 +23,13 @@ import { offeredMechanisms } from '../auth/sasl.ts';
 import { NS_SASL, SaslNegotiator } from './sasl-negotiator.ts';
 import { bindResource, NS_BIND, NS_SESSION } from './bind.ts';
 import type { StreamEnvironment } from './environment.ts';
+import { InputSequencer, type SequencedStream, type Work } from './input-sequencer.ts';
 import { failedElement, handledCountTooHigh, handOver, NS_SM, parseH, SessionSm, type Undelivered } from './stream-management.ts';
 
 export const NS_STREAM = 'http://etherx.jabber.org/streams';
 export const NS_CLIENT = 'jabber:client';
 const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls';
 const NS_PING = 'urn:xmpp:ping';
-/** Elements queued while an async step runs, before reading from the peer pauses; and resumes. */
-const QUEUE_PAUSE_AT = 64;
-const QUEUE_RESUME_AT = 16;
-/** Messages of one client whose storage writes may be in flight together (see enqueue). */
-const PIPELINE_DEPTH = 32;
 const ACK_REQUEST = el('r', { xmlns: NS_SM }).toString();
 /** Major version 1 compared numerically (leading zeros allowed), any minor version. */
 const SUPPORTED_VERSION = /^0*1\.[0-9]+$/;
@@ -43,8 +39,6 @@ const SUPPORTED_VERSION = /^0*1\.[0-9]+$/;
  * 'closed': the stream ended, or handed its connection to the session it resumed.
  */
 type Phase = 'header' | 'negotiating' | 'bound' | 'hibernating' | 'closed';
-/** An element from the peer, or a step that must run in order with them (completing a resumption). */
-type Work = XmlElement | (() => void);
 
 export class C2SStream implements Session {
   readonly id = randomString(9, 'base64url');
@@ -57,14 +51,7 @@ export class C2SStream implements Session {
   private sasl: SaslNegotiator | undefined;
   private username: string | undefined;
   private boundJid: Jid | undefined;
-  private readonly queue: Work[] = [];
-  /** An element other than a pipelined message is being handled: nothing else starts. */
-  private busy = false;
-  /** Messages being handled side by side, and the completion of the newest and all before it. */
-  private inFlight = 0;
-  private lastMessage: Promise<void> | undefined;
-  /** The gate of the newest message while it has not reached it: the next one waits. */
-  private opening: DeliveryGate | undefined;
+  private readonly input = new InputSequencer(this.sequenced());
   private filter: OutboundFilter | undefined;
   /** Stream management, once the client enabled it. */
   private sm: SessionSm | undefined;
@@ -100,7 +87,7 @@ export class C2SStream implements Session {
     const current = () => transport === this.transport;
     return {
       streamStart: (name, attrs) => { if (current()) this.onHeader(name, attrs); },
-      stanza: (element) => { if (current()) this.enqueue(element); },
+      stanza: (element) => { if (current()) this.input.push(element); },
       streamEnd: () => { if (current()) this.onPeerClose(); },
       xmlError: (condition, text) => { if (current()) this.close(condition as StreamErrorCondition, text); },
       closed: () => { if (current()) this.onTransportClosed(); },
@@ -233,97 +220,25 @@ export class C2SStream implements Session {
     return features.append(...host.streamFeaturesFor(false));
   }
 
-  // --- element processing, in arrival order ---------------------------------------------
+  // --- element processing, in arrival order (see InputSequencer) ------------------------
 
-  /*
-   * Each element is handled once the one before it has finished, with one exception: a message
-   * may start as soon as the one before it only waits for storage writes to commit (it reached
-   * its DeliveryGate), up to PIPELINE_DEPTH messages in flight. One client's messages then
-   * share archive transactions instead of waiting for a commit each, and are still decided
-   * and delivered in the order they were sent (RFC 6120 §10.1). Anything but a message waits
-   * until no message is in flight, so an <a/> answering <r/> counts only finished stanzas.
-   */
-
-  private enqueue(work: Work): void {
-    if (this.phase === 'closed') return;
-    if (this.queue.length > 0 || !this.mayStart(work)) {
-      this.queue.push(work);
-      if (this.queue.length >= QUEUE_PAUSE_AT) this.transport.pause();
-      return;
-    }
-    this.process(work);
-  }
-
-  private mayStart(work: Work): boolean {
-    if (this.busy || this.opening !== undefined) return false;
-    return this.inFlight === 0 || (this.inFlight < PIPELINE_DEPTH && this.pipelinable(work));
-  }
-
-  private pipelinable(work: Work): work is XmlElement {
-    return typeof work !== 'function' && work.name === 'message' && this.live && (work.attrs.xmlns ?? NS_CLIENT) === NS_CLIENT;
-  }
-
-  private process(work: Work): void {
-    if (this.pipelinable(work)) return this.processMessage(work);
-    let result: void | Promise<void>;
-    try {
-      result = typeof work === 'function' ? work() : this.handle(work);
-    } catch (err) {
-      this.internalError(err);
-      return;
-    }
-    if (!(result instanceof Promise)) return;
-    this.busy = true;
-    void result.catch((err: unknown) => this.internalError(err)).then(() => {
-      this.busy = false;
-      this.drain();
-    });
-  }
-
-  private processMessage(message: XmlElement): void {
-    const previous = this.lastMessage;
-    let reached = false;
-    const gate: DeliveryGate = {
-      previous,
-      reached: () => {
-        if (reached) return;
-        reached = true;
-        if (this.opening === gate) {
-          this.opening = undefined;
-          this.drain();
-        }
+  private sequenced(): SequencedStream {
+    const stream = this;
+    return {
+      run: (work) => (typeof work === 'function' ? work() : this.handle(work)),
+      pipelinable: (work): work is XmlElement =>
+        typeof work !== 'function' && work.name === 'message' && this.live && (work.attrs.xmlns ?? NS_CLIENT) === NS_CLIENT,
+      runMessage: (message, gate) => {
+        this.sm?.countInbound();
+        return this.handleStanza(message, gate);
       },
+      failed: (err) => this.internalError(err),
+      get closed() {
+        return stream.phase === 'closed';
+      },
+      pauseReading: () => this.transport.pause(),
+      resumeReading: () => this.transport.resume(),
     };
-    let result: void | Promise<void>;
-    try {
-      this.sm?.countInbound();
-      result = this.handleStanza(message, gate);
-    } catch (err) {
-      this.internalError(err);
-      return;
-    }
-    if (!(result instanceof Promise)) return;
-    const done = result.catch((err: unknown) => this.internalError(err));
-    this.inFlight++;
-    // A message refused before its gate finishes without waiting for the earlier ones: the
-    // next one must still wait for all of them.
-    this.lastMessage = previous === undefined ? done : done.then(() => previous);
-    if (!reached) this.opening = gate;
-    void done.then(() => {
-      if (--this.inFlight === 0) this.lastMessage = undefined;
-      gate.reached();
-      this.drain();
-    });
-  }
-
-  private drain(): void {
-    while (this.queue.length > 0 && this.phase !== 'closed' && this.mayStart(this.queue[0])) this.process(this.queue.shift()!);
-    this.resumeReading();
-  }
-
-  /** Reading paused while the queue was long resumes once it is short again. */
-  private resumeReading(): void {
-    if (this.queue.length <= QUEUE_RESUME_AT && this.phase !== 'closed') this.transport.resume();
   }
 
   private internalError(err: unknown): void {
@@ -364,7 +279,7 @@ export class C2SStream implements Session {
     if (!this.transport.canStartTls) return this.close('policy-violation', 'TLS is already active or not available');
     // TLS comes before SASL (RFC 6120 §5.3.1): not once authentication has begun.
     if (this.sasl !== undefined || this.username !== undefined) return this.close('policy-violation', 'STARTTLS must come before authentication');
-    this.queue.length = 0; // anything pipelined after <starttls/> arrived in cleartext
+    this.input.takeQueued(); // anything pipelined after <starttls/> arrived in cleartext
     this.transport.send(el('proceed', { xmlns: NS_TLS }));
     try {
       await this.transport.startTls();
@@ -534,7 +449,7 @@ export class C2SStream implements Session {
     const session = found.session;
     if (!session.sm!.unacked.canAck(h)) return this.tooHigh(h, session.sm!);
     // This stream's connection now belongs to the session; this object is done.
-    const pipelined = this.queue.splice(0);
+    const pipelined = this.input.takeQueued();
     this.phase = 'closed';
     this.closedReported = true;
     clearTimeout(this.timer);
@@ -565,9 +480,9 @@ export class C2SStream implements Session {
     }
     // <resumed/> reports what was handled, so it waits for what the old connection delivered.
     const takeover = ++this.takeovers;
-    this.enqueue(() => this.completeResume(h, takeover));
-    for (const work of pipelined) this.enqueue(work);
-    this.resumeReading();
+    this.input.push(() => this.completeResume(h, takeover));
+    for (const work of pipelined) this.input.push(work);
+    this.input.resumeReadingIfShort();
   }
 
   private completeResume(h: number, takeover: number): void {
