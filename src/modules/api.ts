@@ -63,7 +63,9 @@ export interface OutboundFilter {
 
 /**
  * Hook events and their payloads. Handlers run highest priority first; a handler that
- * returns true has handled the event and stops the chain.
+ * returns true has handled the event and stops the chain. Priorities of zero and above
+ * inspect, refuse or start storage writes; negative ones deliver, and for a client's
+ * messages run only after its earlier messages were handled (see HookBus).
  */
 export interface HookEvents {
   /** A client bound a resource. */
