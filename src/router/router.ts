@@ -46,9 +46,11 @@ export class Router {
 
   /**
    * An IQ from a local client or the server. `to` undefined means "no to attribute": the
-   * server answers on behalf of the sender's account (RFC 6120 §10.3.3).
+   * server answers on behalf of the sender's account (RFC 6120 §10.3.3). Returns a promise
+   * while the answer is not out yet (a handler awaits storage): the sending stream waits for
+   * it, so an IQ counts as handled (XEP-0198) only once it has been answered.
    */
-  dispatchIq(stanza: XmlElement, from: Jid, to: Jid | undefined, session: Session | undefined): void {
+  dispatchIq(stanza: XmlElement, from: Jid, to: Jid | undefined, session: Session | undefined): void | Promise<void> {
     const host = this.hosts.get(to?.domain ?? from.domain);
     if (host === undefined) {
       this.bounce(stanza, new StanzaError('remote-server-not-found'));
@@ -59,17 +61,16 @@ export class Router {
       const handled = host.hooks.fire(to.resource === '' ? 'iq:bare' : 'iq:full', { stanza, to });
       if (handled === true) return;
       if (handled !== false) {
-        this.guard(stanza, handled.then((done) => {
-          if (!done) this.answerIq(host, stanza, from, to, session);
+        return this.guard(stanza, handled.then(async (done) => {
+          if (!done) await this.answerIq(host, stanza, from, to, session);
           return true;
         }));
-        return;
       }
     }
-    this.answerIq(host, stanza, from, to, session);
+    return this.answerIq(host, stanza, from, to, session);
   }
 
-  private answerIq(host: Host, stanza: XmlElement, from: Jid, to: Jid | undefined, session: Session | undefined): void {
+  private answerIq(host: Host, stanza: XmlElement, from: Jid, to: Jid | undefined, session: Session | undefined): void | Promise<void> {
     const type = stanza.attrs.type;
     if (to !== undefined && to.resource !== '') {
       this.deliverToFullJid(stanza, to);
@@ -105,10 +106,10 @@ export class Router {
       this.bounce(stanza, new StanzaError('service-unavailable'));
       return;
     }
-    this.runIqHandler(handler, stanza, payload, from, target, session);
+    return this.runIqHandler(handler, stanza, payload, from, target, session);
   }
 
-  private runIqHandler(handler: IqHandler, stanza: XmlElement, payload: XmlElement, from: Jid, to: Jid, session: Session | undefined): void {
+  private runIqHandler(handler: IqHandler, stanza: XmlElement, payload: XmlElement, from: Jid, to: Jid, session: Session | undefined): void | Promise<void> {
     const reply = (result: XmlElement | void) => {
       const response = el('iq', { type: 'result', id: stanza.attrs.id, from: stanza.attrs.to, to: stanza.attrs.from }, result ?? undefined);
       // An IQ without `to` was answered for the sender's own account: the result has no
@@ -122,8 +123,8 @@ export class Router {
     };
     try {
       const result = handler({ stanza, payload, from, to, session });
-      if (result instanceof Promise) result.then(reply, fail);
-      else reply(result);
+      if (result instanceof Promise) return result.then(reply, fail).catch((err: unknown) => this.log.error({ err }, 'IQ answer failed'));
+      reply(result);
     } catch (err) {
       fail(err);
     }
@@ -140,7 +141,7 @@ export class Router {
       case 'iq': {
         const from = tryParseJid(stanza.attrs.from);
         if (from === undefined) return true;
-        this.dispatchIq(stanza, from, to, undefined);
+        void this.dispatchIq(stanza, from, to, undefined);
         return true;
       }
       default:

@@ -61,6 +61,8 @@ export class C2SStream implements Session {
   /** Counts takeovers: only the latest one's <resumed/> goes out (an earlier connection may be gone already). */
   private takeovers = 0;
   private closedCleanly = false;
+  /** The peer closed its stream and then the connection, and the stream has not closed yet. */
+  private connectionGone = false;
   private pendingPing: string | undefined;
   /** performance.now() when the pending ping was sent. */
   private pingSentAt = 0;
@@ -126,7 +128,7 @@ export class C2SStream implements Session {
   }
 
   deliver(stanza: XmlElement): void {
-    if (this.phase === 'closed') return this.undeliverable([{ stanza, queuedAt: Date.now() }]);
+    if (this.phase === 'closed' || this.connectionGone) return this.undeliverable([{ stanza, queuedAt: Date.now() }]);
     const sm = this.sm;
     if (sm === undefined) {
       this.transport.send(stanza);
@@ -589,14 +591,21 @@ export class C2SStream implements Session {
 
   // --- the end --------------------------------------------------------------------------
 
+  /** The peer closed its stream: what it sent before is handled first, then ours closes. */
   private onPeerClose(): void {
     this.closedCleanly = true;
-    this.close();
+    this.input.push(() => this.close());
   }
 
   /** The connection is gone without our closing it: a resumable session waits, others end. */
   private onTransportClosed(): void {
     if (this.phase === 'closed' || this.phase === 'hibernating') return;
+    // Closed after the peer's </stream:stream> while what it sent is still being handled: the
+    // close queued behind that ends the session; what arrives for it meanwhile is undeliverable.
+    if (this.closedCleanly) {
+      this.connectionGone = true;
+      return;
+    }
     if (this.phase === 'bound' && this.resumable && !this.closedCleanly) this.hibernate();
     else this.end();
   }

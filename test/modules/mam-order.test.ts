@@ -123,6 +123,62 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await archivedBodies(bob.client), toBob.map((l) => l.slice('message:'.length)));
     });
 
+    it('archives a chat message to a resource that is gone in its turn, not after the messages sent after it', async () => {
+      const alice = await user('alice');
+      const bob = await user('bob');
+      const order = ['b0', 'g1', 'b1', 'g2', 'b2'];
+      for (const id of order) {
+        // g*: to a resource bob does not have; a chat message is then delivered to his bare JID.
+        const to = id.startsWith('g') ? `${bob.jid}/gone` : bob.client.jid;
+        alice.client.send(`<message to='${to}' type='chat' id='${id}'><body>${id}</body></message>`);
+      }
+      const received = await collect(bob.client, order.length);
+      assert.deepEqual(received.map((m) => m.attrs.id), order);
+      const ids = received.map((m) => m.getChild('stanza-id', SID)!.attrs.id as string);
+      assert.deepEqual([...ids].sort(), ids, 'stanza ids increase as the messages were sent');
+      assert.deepEqual(await archivedBodies(bob.client), order);
+    });
+
+    it('refuses a message whose archive write fails while the one before it is still being stored, and goes on', async () => {
+      const alice = await user('alice');
+      const bob = await user('bob', { online: false });
+      await bob.client.close();
+      const storage = server.server.storage as unknown as {
+        archive: { append: (batch: { body?: string }[]) => Promise<void> };
+        offline: { pushMany: (...args: unknown[]) => Promise<unknown> };
+      };
+      const { append, pushMany } = { append: storage.archive.append, pushMany: storage.offline.pushMany };
+      // A write that no retry can fix (a check constraint) for the second message's batch...
+      storage.archive.append = async function (this: unknown, batch) {
+        if (batch.some((m) => m.body === 'poison')) throw Object.assign(new Error('constraint failed'), { code: 'SQLITE_CONSTRAINT_CHECK' });
+        return append.call(this, batch);
+      };
+      // ...while the first one's offline write is slow, so the second waits at its gate.
+      storage.offline.pushMany = async function (this: unknown, ...args) {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return pushMany.apply(this, args);
+      };
+      try {
+        alice.client.send(`<message to='${bob.jid}' type='chat' id='fine'><body>fine</body></message>`);
+        alice.client.send(`<message to='${bob.jid}' type='chat' id='poisoned'><body>poison</body></message>`);
+        await alice.client.expect(`<message type='error' id='poisoned'/>`, { timeout: 10_000 });
+        await alice.client.iq(`<iq type='get' id='after'><ping xmlns='urn:xmpp:ping'/></iq>`, { skip: true, timeout: 10_000 });
+      } finally {
+        storage.archive.append = append;
+        storage.offline.pushMany = pushMany;
+      }
+      alice.client.send(`<message to='${bob.jid}' type='chat' id='later'><body>later</body></message>`);
+      await alice.client.iq(`<iq type='get' id='after2'><ping xmlns='urn:xmpp:ping'/></iq>`, { skip: true, timeout: 10_000 });
+      const back = await server.login(bob.jid, 'secret', { resource: 'again' });
+      back.send('<presence/>');
+      const bodies: string[] = [];
+      while (bodies.length < 2) {
+        const stanza = await back.next({ timeout: 10_000 });
+        if (stanza.name === 'message') bodies.push(stanza.getChildText('body') ?? '');
+      }
+      assert.deepEqual(bodies, ['fine', 'later']);
+    });
+
     it('stores a burst for an offline recipient in order, and it comes back so at the next login', async () => {
       const alice = await user('alice');
       const bob = await user('bob', { online: false });

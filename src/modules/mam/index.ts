@@ -12,8 +12,8 @@
  *    carbons, delivery or offline storage see it: the message gets <stanza-id by='recipient'/>
  *    in place, so the recipient, its carbon copies and its offline copy all carry the id it has
  *    in the recipient's archive. A message the delivery rules refuse is not archived: for an
- *    account that does not exist, or for a full JID that is gone (a chat message is then
- *    handled as if sent to the bare JID, and archived there).
+ *    account that does not exist, or for a full JID that is gone (but a chat message, which
+ *    is then handled as if sent to the bare JID, is).
  *  - A message goes on only once its archive writes have committed (through a batching write
  *    queue: many messages, one transaction). The writes start at priority 100 and are waited
  *    for at -1, so the sender's next message is decided and written meanwhile (HookBus). If
@@ -193,8 +193,10 @@ export default defineModule({
       if (!archivable(stanza) || archivedFor.get(stanza) === to.bare) return;
       const from = tryParseJid(stanza.attrs.from);
       if (from === undefined) return;
-      // To a gone resource: refused, or (chat) handled as sent to the bare JID, archived there.
-      if (to.resource !== '' && ctx.sessionByJid(to) === undefined) return;
+      // To a gone resource: refused, or (chat) handled as sent to the bare JID (RFC 6121
+      // §8.5.3.2.1). That happens at delivery, after the sender's later messages were archived:
+      // the message is archived now, in its turn, and not again there.
+      if (to.resource !== '' && ctx.sessionByJid(to) === undefined && stanza.attrs.type !== 'chat') return;
       const owner: UserRef = { username: to.local, domain: to.domain };
       const sent = sentWrites.get(stanza);
       sentWrites.delete(stanza);
@@ -204,7 +206,11 @@ export default defineModule({
       };
       // Waited for just before delivery (below), so the client's next message need not wait.
       const settle = (own: Promise<void> | undefined): HookResult => {
-        if (sent !== undefined || own !== undefined) commits.set(stanza, Promise.all([sent, own]));
+        if (sent === undefined && own === undefined) return;
+        const both = Promise.all([sent, own]);
+        // Its failure is answered at COMMIT_PRIORITY; it may come sooner, while earlier messages are delivered.
+        both.catch(noop);
+        commits.set(stanza, both);
       };
       // An account with a session exists; otherwise ask (no archive for a refused message).
       const exists = () => ctx.sessionsOf(owner).length > 0 || ctx.storage.users.exists(owner);
@@ -365,3 +371,5 @@ function then<T>(
   }
   return result instanceof Promise ? result.then(next, failed) : next(result);
 }
+
+function noop(): void {}
