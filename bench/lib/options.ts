@@ -104,7 +104,7 @@ target
   --meerkat-toml FILE           TOML merged over Meerkat's generated bench config
 
 load knobs
-  -n, --accounts N      login and idle N              (login 500, idle 1000)
+  -n, --accounts N      login and idle N              (login 2000, idle 1000)
   -c, --concurrency C   login and connect concurrency (login 20, idle/chat connect 50)
   --login-n N  --login-c C  --login-cold (no warm-up: clients have no cached SCRAM keys)
   --login-variants LIST (default scram-tls,plain)
@@ -229,7 +229,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     peersDir: values['peers-dir'] ?? process.env.MEERKAT_BENCH_PEERS ?? '/tmp/meerkat-bench-peers',
     only: values.only === undefined ? undefined : list(values.only, []),
     meerkatToml: values['meerkat-toml'],
-    loginN: int(values['login-n'], 'login-n', n ?? 500),
+    loginN: int(values['login-n'], 'login-n', n ?? 2000),
     loginC: Math.max(1, int(values['login-c'], 'login-c', c ?? 20)),
     loginCold: values['login-cold'] ?? false,
     loginVariants: list(values['login-variants'], ['scram-tls', 'plain']),
