@@ -555,6 +555,22 @@ describe('message archive across two hosts of one server', () => {
   });
   after(() => server?.stop());
 
+  it('delivers and archives a burst to the other host in the order sent', async () => {
+    await server.addUser('carol@localhost', 'secret');
+    await server.addUser('dave@clinic.example', 'secret');
+    const carol = await server.login('carol@localhost', 'secret', { resource: 'desk' });
+    const dave = await server.login('dave@clinic.example', 'secret', { resource: 'phone' });
+    dave.send('<presence/>');
+    await dave.expect('<presence/>', { skip: true });
+    const bodies = Array.from({ length: 60 }, (_, i) => `x${i + 1}`);
+    for (const body of bodies) carol.send(`<message to='dave@clinic.example' type='chat' id='${body}'><body>${body}</body></message>`);
+    const received: string[] = [];
+    while (received.length < bodies.length) received.push((await dave.next({ timeout: 10_000 })).getChildText('body') ?? '');
+    assert.deepEqual(received, bodies);
+    assert.deepEqual((await fetch(dave, `<set xmlns='${RSM}'><max>100</max></set>`)).bodies, bodies);
+    assert.deepEqual((await fetch(carol, `<set xmlns='${RSM}'><max>100</max></set>`)).bodies, bodies);
+  });
+
   it('archives each side on its own host, forged ids removed on both', async () => {
     await server.addUser('alice@localhost', 'secret');
     await server.addUser('bob@clinic.example', 'secret');

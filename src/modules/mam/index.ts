@@ -69,6 +69,14 @@ const DAY_MS = 86_400_000;
 /** Servers (by their storage) whose archive purge is already scheduled by one of their hosts. */
 const purging = new WeakSet<Storage>();
 
+/**
+ * Per server (by its storage): the hosts this module archives for, and the sender's archive
+ * write of each message on its way to one of them. The recipient's host waits for that write
+ * together with its own (at COMMIT_PRIORITY), whichever host the sender is on, so the message
+ * costs one commit before delivery, not two in a row, and the sender's stream need not wait.
+ */
+const servers = new WeakMap<Storage, { hosts: Set<string>; sentWrites: WeakMap<XmlElement, Promise<void>> }>();
+
 const config = z.object({
   default_mode: z.enum(['always', 'never', 'roster']).default('always')
     .describe("Archiving preference of an account that has set none (XEP-0441): 'always', 'never', or 'roster' (only contacts in the roster)."),
@@ -158,12 +166,10 @@ export default defineModule({
     ctx.hook('message:bare', stripArriving, STRIP_PRIORITY);
     ctx.hook('message:full', stripArriving, STRIP_PRIORITY);
 
-    /**
-     * The sender's archive write of a message on its way to an account of this host: the
-     * recipient's side waits for it together with its own write, which usually shares its
-     * batch, so the message costs one commit before delivery, not two in a row.
-     */
-    const sentWrites = new WeakMap<XmlElement, Promise<void>>();
+    let server = servers.get(ctx.storage);
+    if (server === undefined) servers.set(ctx.storage, server = { hosts: new Set(), sentWrites: new WeakMap() });
+    server.hosts.add(host);
+    const { hosts: archivingHosts, sentWrites } = server;
 
     ctx.hook('message:outbound', ({ session, stanza }): HookResult | Promise<HookResult> => {
       if (!archivable(stanza)) return;
@@ -178,7 +184,8 @@ export default defineModule({
         if (!yes) return;
         // The sender's id is in the sender's copy only: the routed message gets the recipient's.
         const write = archive(session.user, 'out', to, stanza.clone());
-        if (to.domain !== host) return write.then(() => undefined, failed);
+        // Nobody on the recipient's side would wait for it: the sender's stream does.
+        if (!archivingHosts.has(to.domain)) return write.then(() => undefined, failed);
         // A message that never reaches the recipient's side (bounced, blocked) was refused anyway.
         write.catch((err: unknown) => ctx.log.error({ err }, 'sent message not archived'));
         sentWrites.set(stanza, write);
