@@ -207,10 +207,7 @@ export default defineModule({
       const owner: UserRef = { username: to.local, domain: to.domain };
       const sent = sentWrites.get(stanza);
       sentWrites.delete(stanza);
-      const failed = (err: unknown): HookResult => {
-        refuse(stanza, err, (reply) => ctx.route(reply));
-        return true;
-      };
+      const failed = (err: unknown) => refuseArrived(stanza, err);
       // Waited for just before delivery (below), so the client's next message need not wait.
       const settle = (own: Promise<void> | undefined): HookResult => {
         if (sent === undefined && own === undefined) return;
@@ -237,13 +234,16 @@ export default defineModule({
       const pending = commits.get(stanza);
       if (pending === undefined) return;
       commits.delete(stanza);
-      return pending.then(() => undefined, (err: unknown) => {
-        refuse(stanza, err, (reply) => ctx.route(reply));
-        return true;
-      });
+      return pending.then(() => undefined, (err: unknown) => refuseArrived(stanza, err));
     };
     ctx.hook('message:bare', committed, COMMIT_PRIORITY);
     ctx.hook('message:full', committed, COMMIT_PRIORITY);
+
+    /** A message whose archive write failed on arrival: the sender gets the error, the message goes no further. */
+    function refuseArrived(stanza: XmlElement, err: unknown): HookResult {
+      refuse(stanza, err, (reply) => ctx.route(reply));
+      return true;
+    }
 
     function refuse(stanza: XmlElement, err: unknown, send: (reply: XmlElement) => void): void {
       const error = storageFailure(err, 'the message archive');

@@ -123,12 +123,7 @@ export class SqlArchiveStore implements ArchiveStore, AccountData {
   async append(messages: ArchivedMessage[]): Promise<void> {
     if (messages.length === 0) return;
     await this.db.transaction().execute(async (trx) => {
-      const inserted: CountedRow[] = [];
-      if (this.dialect === 'postgres') {
-        inserted.push(...await appendPostgres(trx, messages));
-      } else {
-        inserted.push(...await this.appendSqlite(trx, messages));
-      }
+      const inserted = this.dialect === 'postgres' ? await appendPostgres(trx, messages) : await this.appendSqlite(trx, messages);
       await addToCounts(trx, inserted, 1);
     });
   }
@@ -142,7 +137,7 @@ export class SqlArchiveStore implements ArchiveStore, AccountData {
     const inserted: CountedRow[] = [];
     const search: { rowid: number; words: string }[] = [];
     for (const m of messages) {
-      const { rows } = await trx.executeQuery(this.insertSqlite(rowParameters(m)));
+      const { rows } = await trx.executeQuery(this.insertSqlite(Object.values(toRow(m))));
       if (rows.length === 0) continue; // archived already (a retried batch)
       inserted.push({ domain: m.owner.domain, username: m.owner.username, with_bare: m.with });
       const words = m.body === undefined ? [] : searchWords(m.body);
@@ -165,9 +160,7 @@ export class SqlArchiveStore implements ArchiveStore, AccountData {
       // opens one: rows and kept count in one statement (one snapshot), no transaction around.
       const rows = await this.matching(this.db, query, undefined)
         .select(MESSAGE_COLUMNS)
-        .select((eb) => eb.selectFrom('archive_counts').select('messages')
-          .where('domain', '=', owner.domain).where('username', '=', owner.username).where('with_bare', '=', kept)
-          .as('kept'))
+        .select(keptCountQuery(this.db, owner, kept).as('kept'))
         .orderBy('received_at', order).orderBy('id', order)
         .limit(max + 1)
         .execute();
@@ -430,13 +423,16 @@ function counterKey(query: ArchiveQuery): string | undefined {
   return query.with.resource ? undefined : query.with.bare;
 }
 
-async function keptCount(db: ArchiveDb, owner: UserRef, withBare: string): Promise<number> {
-  const row = await db.selectFrom('archive_counts')
+function keptCountQuery(db: ArchiveDb, owner: UserRef, withBare: string) {
+  return db.selectFrom('archive_counts')
     .select('messages')
     .where('domain', '=', owner.domain)
     .where('username', '=', owner.username)
-    .where('with_bare', '=', withBare)
-    .executeTakeFirst();
+    .where('with_bare', '=', withBare);
+}
+
+async function keptCount(db: ArchiveDb, owner: UserRef, withBare: string): Promise<number> {
+  const row = await keptCountQuery(db, owner, withBare).executeTakeFirst();
   return row === undefined ? 0 : Number(row.messages);
 }
 
@@ -472,11 +468,7 @@ async function position(matching: MessagesQuery, boundary: Boundary, total: numb
   return Number(row.n);
 }
 
-/** toRow's values in its order: the parameters of the compiled SQLite insert. */
-function rowParameters(m: ArchivedMessage): unknown[] {
-  return [m.owner.domain, m.owner.username, m.id, m.with, m.withResource, m.direction, m.timestamp, m.stanza, m.body ?? null];
-}
-
+/** A message as its archive_messages row; its values, in order, are the SQLite insert's parameters. */
 function toRow(m: ArchivedMessage) {
   return {
     domain: m.owner.domain,
