@@ -23,6 +23,7 @@ import { offeredMechanisms } from '../auth/sasl.ts';
 import { NS_SASL, SaslNegotiator } from './sasl-negotiator.ts';
 import { bindResource, NS_BIND, NS_SESSION } from './bind.ts';
 import type { StreamEnvironment } from './environment.ts';
+import { IdleWatch } from './idle-watch.ts';
 import { InputSequencer, type SequencedStream, type Work } from './input-sequencer.ts';
 import { failedElement, handledCountTooHigh, handOver, NS_SM, parseH, SessionSm, type Undelivered } from './stream-management.ts';
 
@@ -63,11 +64,11 @@ export class C2SStream implements Session {
   private closedCleanly = false;
   /** The peer closed its stream and then the connection, and the stream has not closed yet. */
   private connectionGone = false;
-  private pendingPing: string | undefined;
-  /** performance.now() when the pending ping was sent. */
-  private pingSentAt = 0;
   private closedReported = false;
-  private timer: NodeJS.Timeout;
+  /** Until the stream is authenticated and bound. */
+  private readonly authTimer: NodeJS.Timeout;
+  /** While bound and connected. */
+  private idleWatch: IdleWatch | undefined;
 
   presence: XmlElement | undefined = undefined;
   priority = 0;
@@ -79,8 +80,8 @@ export class C2SStream implements Session {
     this.transport = transport;
     this.env = env;
     this.log = env.log.child({ stream: this.id });
-    this.timer = setTimeout(() => this.close('connection-timeout', 'authentication took too long'), env.limits.authTimeoutMs);
-    this.timer.unref();
+    this.authTimer = setTimeout(() => this.close('connection-timeout', 'authentication took too long'), env.limits.authTimeoutMs);
+    this.authTimer.unref();
     transport.bind(this.eventsOf(transport));
   }
 
@@ -141,7 +142,7 @@ export class C2SStream implements Session {
     if (sm.unacked.length > max) return this.close('policy-violation', `more than ${max} stanzas left unacknowledged`);
     if (this.phase === 'bound' && !this.resuming) {
       this.transport.send(xml);
-      this.stanzaSent(sm);
+      sm.stanzaSent();
     }
   }
 
@@ -376,7 +377,8 @@ export class C2SStream implements Session {
     const asked = Number(element.attrs.max);
     const timeoutMs = Number.isInteger(asked) && asked > 0 ? Math.min(asked * 1000, settings.resumeTimeoutMs) : settings.resumeTimeoutMs;
     const id = resume ? this.env.resumable.newId() : undefined;
-    this.sm = new SessionSm(id, timeoutMs);
+    // Timers stop whenever the stream stops being bound (hibernate, takeover, end).
+    this.sm = new SessionSm(id, timeoutMs, settings, () => this.transport.send(ACK_REQUEST));
     if (id === undefined) {
       this.transport.send(el('enabled', { xmlns: NS_SM }));
       return;
@@ -390,46 +392,11 @@ export class C2SStream implements Session {
     if (sm === undefined) return this.close('unsupported-stanza-type', 'stream management is not enabled on this stream');
     const h = parseH(element.attrs.h);
     if (h === undefined) return this.close('invalid-xml', "'h' must be an unsignedInt");
-    if (sm.unacked.ack(h) === undefined) return this.tooHigh(h, sm);
-    // The next request rides with the next stanza (or the timer), not in a write of its own.
-    sm.requestOutstanding = false;
+    if (!sm.acknowledge(h)) return this.tooHigh(h, sm);
   }
 
   private tooHigh(h: number, sm: SessionSm): void {
     this.closeWith('undefined-condition', `you acknowledged ${h} stanzas but were sent ${sm.unacked.sendCount}`, handledCountTooHigh(h, sm.unacked.sendCount));
-  }
-
-  /**
-   * A stanza went out: request an ack after every N, or T after the first one no <r/> covers.
-   * While a request is unanswered the count waits for its <a/> (one more <r/> in flight would
-   * only be answered with a larger 'h' a little later), so a busy stream asks once per round
-   * trip rather than once per N stanzas.
-   * The timer outlives requests (arming one per N stanzas would cost more than the request):
-   * when it fires it requests, or waits again for the rest of T from the first uncovered stanza.
-   */
-  private stanzaSent(sm: SessionSm): void {
-    const settings = this.env.streamManagement;
-    if (++sm.sinceRequest >= settings.ackRequestStanzas && !sm.requestOutstanding) return this.requestAck(sm);
-    if (sm.sinceRequest === 1) sm.uncoveredSince = performance.now();
-    if (sm.requestTimer === undefined) this.armAckTimer(sm, settings.ackRequestDelayMs);
-  }
-
-  private armAckTimer(sm: SessionSm, delayMs: number): void {
-    sm.requestTimer = setTimeout(() => {
-      sm.requestTimer = undefined;
-      if (sm.sinceRequest === 0 || this.phase !== 'bound') return;
-      // Timers may fire up to a millisecond early.
-      const left = this.env.streamManagement.ackRequestDelayMs - (performance.now() - sm.uncoveredSince);
-      if (left > 1) this.armAckTimer(sm, left);
-      else this.requestAck(sm);
-    }, delayMs);
-    sm.requestTimer.unref();
-  }
-
-  private requestAck(sm: SessionSm): void {
-    sm.sinceRequest = 0;
-    sm.requestOutstanding = true;
-    this.transport.send(ACK_REQUEST);
   }
 
   /**
@@ -454,7 +421,7 @@ export class C2SStream implements Session {
     const pipelined = this.input.takeQueued();
     this.phase = 'closed';
     this.closedReported = true;
-    clearTimeout(this.timer);
+    clearTimeout(this.authTimer);
     this.env.streamClosed(this);
     session.takeOver(this.transport, this.env, h, pipelined);
   }
@@ -464,7 +431,7 @@ export class C2SStream implements Session {
     const stale = this.phase === 'bound' ? this.transport : undefined;
     clearTimeout(this.hibernation);
     this.hibernation = undefined;
-    clearInterval(this.timer);
+    this.idleWatch?.stop();
     this.sm!.stopTimer();
     this.transport = transport;
     this.env = env;
@@ -473,7 +440,6 @@ export class C2SStream implements Session {
     this.resuming = true;
     this.headerSent = true;
     this.closedCleanly = false;
-    this.pendingPing = undefined;
     if (stale !== undefined) {
       this.log.info('session resumed on a new connection: closing the old one');
       stale.send(streamErrorElement('conflict', 'the session was resumed on another connection'));
@@ -500,15 +466,13 @@ export class C2SStream implements Session {
     // Exactly the stanzas after the client's 'h', as they were first written.
     const retransmitted = sm.unacked.length;
     for (const entry of sm.unacked.pending()) this.transport.send(entry.xml);
-    sm.sinceRequest = 0;
-    sm.requestOutstanding = false; // a request on the lost connection will not be answered
-    sm.stopTimer();
+    sm.forgetRequests();
     // XEP-0352 §5.2: a resumed stream starts active, so what client state indication held goes out.
     const filter = this.filter;
     this.filter = undefined;
     if (filter !== undefined) for (const stanza of filter.release()) this.deliver(stanza);
     if (this.phase !== 'bound') return; // delivering may have overflowed the queue
-    if (sm.unacked.length > 0) this.requestAck(sm);
+    if (sm.unacked.length > 0) sm.requestAck();
     this.startIdleWatch();
     this.log.info({ jid: this.jid.full, retransmitted }, 'session resumed');
   }
@@ -518,9 +482,8 @@ export class C2SStream implements Session {
     const sm = this.sm!;
     this.phase = 'hibernating';
     this.resuming = false;
-    clearInterval(this.timer);
+    this.idleWatch?.stop();
     sm.stopTimer();
-    this.pendingPing = undefined;
     this.hibernation = setTimeout(() => {
       this.log.info({ jid: this.jid.full }, 'session not resumed in time: ending it');
       this.end();
@@ -545,7 +508,7 @@ export class C2SStream implements Session {
       const type = stanza.attrs.type;
       // Answers to the server's own requests (pings) end here.
       if ((type === 'result' || type === 'error') && (to === undefined || to.full === jid.domain)) {
-        if (stanza.attrs.id === this.pendingPing) this.pendingPing = undefined;
+        this.idleWatch?.answered(stanza.attrs.id);
         return;
       }
       if (stanza.attrs.type === 'set' && stanza.firstElement()?.attrs.xmlns === NS_SESSION && (to === undefined || to.full === jid.domain)) {
@@ -569,24 +532,18 @@ export class C2SStream implements Session {
     return handled.then((done) => (done ? undefined : next()));
   }
 
-  /** XEP-0199 server pings on idle connections; a peer that does not answer is gone. */
+  /** Once bound, and again on each connection that resumes the session (see IdleWatch). */
   private startIdleWatch(): void {
-    const { idleTimeoutMs, pingTimeoutMs } = this.env.limits;
-    clearTimeout(this.timer);
-    this.timer = setInterval(() => {
-      const now = performance.now();
-      const lastActivity = this.transport.lastActivity;
-      if (this.pendingPing !== undefined) {
-        // Anything at all from the peer since the ping shows it is alive.
-        if (lastActivity > this.pingSentAt) this.pendingPing = undefined;
-        else if (now - this.pingSentAt >= pingTimeoutMs) this.close('connection-timeout', 'no answer to ping');
-      } else if (now - lastActivity >= idleTimeoutMs) {
-        this.pendingPing = `ping-${randomString(6, 'base64url')}`;
-        this.pingSentAt = now;
-        this.send(el('iq', { type: 'get', id: this.pendingPing, from: this.jid.domain, to: this.jid.full }, el('ping', { xmlns: NS_PING })));
-      }
-    }, Math.max(100, Math.min(idleTimeoutMs, pingTimeoutMs) / 2));
-    this.timer.unref();
+    clearTimeout(this.authTimer);
+    this.idleWatch?.stop();
+    const stream = this;
+    this.idleWatch = new IdleWatch(this.env.limits, {
+      get lastActivity() {
+        return stream.transport.lastActivity;
+      },
+      ping: (id) => this.send(el('iq', { type: 'get', id, from: this.jid.domain, to: this.jid.full }, el('ping', { xmlns: NS_PING }))),
+      gone: () => this.close('connection-timeout', 'no answer to ping'),
+    });
   }
 
   // --- the end --------------------------------------------------------------------------
@@ -617,7 +574,8 @@ export class C2SStream implements Session {
    */
   private end(): void {
     this.phase = 'closed';
-    clearInterval(this.timer);
+    clearTimeout(this.authTimer);
+    this.idleWatch?.stop();
     clearTimeout(this.hibernation);
     this.sm?.stopTimer();
     if (this.closedReported) return;

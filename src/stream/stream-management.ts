@@ -120,7 +120,15 @@ export class UnackedQueue {
   }
 }
 
-/** The stream management state of one session, from <enable/> on. */
+/**
+ * The stream management state of one session, from <enable/> on, and when the server asks
+ * for an ack (§4): after every N stanzas sent, or T after the first one no <r/> covers.
+ * While a request is unanswered the count waits for its <a/> (one more <r/> in flight would
+ * only be answered with a larger 'h' a little later), so a busy stream asks once per round
+ * trip rather than once per N stanzas. The timer outlives requests (arming one per N stanzas
+ * would cost more than the request): when it fires it requests, or waits again for the rest
+ * of T from the first uncovered stanza.
+ */
 export class SessionSm {
   /** The SM-ID when the session can be resumed. */
   readonly id: string | undefined;
@@ -128,26 +136,73 @@ export class SessionSm {
   /** 'h' of the stanzas handled from the client. */
   handled = 0;
   readonly unacked = new UnackedQueue();
+  private readonly settings: SmSettings;
+  /** Writes an <r/> to the client. */
+  private readonly sendRequest: () => void;
   /** Stanzas sent since the server's last <r/>. */
-  sinceRequest = 0;
+  private sinceRequest = 0;
   /** An <r/> went out and no <a/> has come since. */
-  requestOutstanding = false;
+  private requestOutstanding = false;
   /** performance.now() when the first stanza after the last <r/> went out. */
-  uncoveredSince = 0;
-  requestTimer: NodeJS.Timeout | undefined;
+  private uncoveredSince = 0;
+  private requestTimer: NodeJS.Timeout | undefined;
 
-  constructor(id: string | undefined, resumeTimeoutMs: number) {
+  constructor(id: string | undefined, resumeTimeoutMs: number, settings: SmSettings, sendRequest: () => void) {
     this.id = id;
     this.resumeTimeoutMs = resumeTimeoutMs;
+    this.settings = settings;
+    this.sendRequest = sendRequest;
   }
 
   countInbound(): void {
     this.handled = nextH(this.handled);
   }
 
+  /** A stanza was written to the client. */
+  stanzaSent(): void {
+    if (++this.sinceRequest >= this.settings.ackRequestStanzas && !this.requestOutstanding) return this.requestAck();
+    if (this.sinceRequest === 1) this.uncoveredSince = performance.now();
+    if (this.requestTimer === undefined) this.armTimer(this.settings.ackRequestDelayMs);
+  }
+
+  /**
+   * The client's <a h=/>: false when 'h' acknowledges more than was sent. The next request
+   * rides with the next stanza (or the timer), not in a write of its own.
+   */
+  acknowledge(h: number): boolean {
+    if (this.unacked.ack(h) === undefined) return false;
+    this.requestOutstanding = false;
+    return true;
+  }
+
+  requestAck(): void {
+    this.sinceRequest = 0;
+    this.requestOutstanding = true;
+    this.sendRequest();
+  }
+
+  /** A new connection took over: a request made on the lost one will not be answered. */
+  forgetRequests(): void {
+    this.sinceRequest = 0;
+    this.requestOutstanding = false;
+    this.stopTimer();
+  }
+
   stopTimer(): void {
     clearTimeout(this.requestTimer);
     this.requestTimer = undefined;
+  }
+
+  private armTimer(delayMs: number): void {
+    this.requestTimer = setTimeout(() => {
+      this.requestTimer = undefined;
+      if (this.sinceRequest === 0) return;
+      // Timers may fire up to a millisecond early.
+      const left = this.settings.ackRequestDelayMs - (performance.now() - this.uncoveredSince);
+      if (left > 1) this.armTimer(left);
+      else this.requestAck();
+    }, delayMs);
+    this.requestTimer.unref();
   }
 }
 
