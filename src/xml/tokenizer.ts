@@ -19,7 +19,7 @@ import * as namespaces from './namespaces.ts';
 import * as references from './references.ts';
 import { CdataReader } from './cdata.ts';
 import { PrologReader } from './prolog.ts';
-import { TreeBuilder } from './tree.ts';
+import { Status, TreeBuilder } from './tree.ts';
 
 // Local bindings: a module namespace import may be compiled to getters (tsx), which the hot
 // loops should not pay for.
@@ -92,6 +92,11 @@ export abstract class Tokenizer extends TreeBuilder {
     this.brackets = 0;
     this.tok = '';
     this.colon = false;
+  }
+
+  /** The stream is open and between stanzas, with nothing half read. */
+  get betweenStanzas(): boolean {
+    return this.status === Status.Open && this.rootName !== null && this.stack.length === 0 && this.state === St.Text;
   }
 
   protected discard(): void {
