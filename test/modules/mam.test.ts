@@ -312,9 +312,11 @@ for (const storage of ['sqlite', 'postgres'] as const) {
 
       const forwards: string[] = [];
       const forwardIds: string[] = [];
+      const messageIds = new Set<string>();
       let after: string | undefined;
       for (let page = 0; ; page++) {
-        const { fin, bodies, ids } = await fetch(alice.client, rsm({ max: 25, after }));
+        const { fin, bodies, ids, results } = await fetch(alice.client, rsm({ max: 25, after }));
+        for (const result of results) messageIds.add(result.attrs.id as string);
         const set = setOf(fin);
         assert.equal(set.count, 120);
         assert.equal(set.index, String(page * 25));
@@ -334,6 +336,7 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       }
       assert.deepEqual(forwards, expected);
       assert.deepEqual([...forwardIds].sort(), forwardIds, 'ids sort as the messages were sent');
+      assert.equal(messageIds.size, 120, 'every result message has an id of its own, across pages');
 
       const backwards: string[][] = [];
       let before = '';

@@ -50,6 +50,7 @@ import { StanzaError, errorReply } from '../../xml/errors.ts';
 import { parseStoredElement } from '../../xml/stored.ts';
 import { tryParseJid, type Jid } from '../../router/jid.ts';
 import { WriteQueue } from '../../storage/write-queue.ts';
+import { randomString } from '../../util/random.ts';
 import { ArchiveIdNotFound, type ArchivedMessage, type ArchivePrefs, type Storage, type UserRef } from '../../storage/types.ts';
 import { archivable, bodyText, storageFailure } from './rules.ts';
 import { NS_MAM, PrefsCache, parsePrefs, prefsElement, wanted } from './prefs.ts';
@@ -268,10 +269,12 @@ export default defineModule({
       const page = await runQuery(owner, query);
       const send = (message: XmlElement) => (request.session !== undefined ? request.session.send(message) : ctx.route(message));
       const messages = query.flip ? [...page.messages].reverse() : page.messages;
-      for (const message of messages) {
-        const forwarded = resultMessage(request, query, message);
+      // The result messages' ids need only be unique: one random prefix per query, then a count.
+      const idPrefix = randomString(6, 'base64url');
+      messages.forEach((message, n) => {
+        const forwarded = resultMessage(request, query, message, `${idPrefix}-${n}`);
         if (forwarded !== undefined) send(forwarded);
-      }
+      });
       return finElement(page);
     });
 
@@ -299,10 +302,10 @@ export default defineModule({
       }
     }
 
-    function resultMessage(request: IqRequest, query: ParsedQuery, message: ArchivedMessage): XmlElement | undefined {
+    function resultMessage(request: IqRequest, query: ParsedQuery, message: ArchivedMessage, id: string): XmlElement | undefined {
       const original = parseStored(message);
       if (original === undefined) return undefined;
-      return el('message', { from: request.to.bare, to: request.from.full, id: stanzaIds.next().id },
+      return el('message', { from: request.to.bare, to: request.from.full, id },
         el('result', { xmlns: NS_MAM, queryid: query.queryid, id: message.id },
           el('forwarded', { xmlns: NS_FORWARD },
             el('delay', { xmlns: NS_DELAY, stamp: new Date(message.timestamp).toISOString() }),
