@@ -1,7 +1,9 @@
 /** The offline message store (XEP-0160), on every backend. */
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { UserRef } from '../../src/storage/types.ts';
+import { pino } from 'pino';
+import { openStorage } from '../../src/storage/index.ts';
+import type { OfflineStore, UserRef } from '../../src/storage/types.ts';
 import { storageBackends, type OpenedBackend } from '../support/storage-backends.ts';
 
 const alice: UserRef = { username: 'alice', domain: 'example.com' };
@@ -76,6 +78,44 @@ for (const backend of storageBackends) {
       const stored = batches.reduce((sum, batch, b) => sum + batch.length - refused[b].length, 0);
       assert.equal(stored, 25 * owners.length);
       for (const owner of owners) assert.equal(await offline.count(owner), 25);
+    });
+
+    // Only PostgreSQL is shared by several server processes; an SQLite file serves one.
+    if (backend.name === 'postgres') test('two server processes on one database: what is delivered while others store is never lost or repeated', async () => {
+      // A second Storage instance on the same database, as a second server process would have.
+      const other = await openStorage(opened.options, pino({ level: 'silent' }));
+      try {
+        const writers = [opened.storage.offline, other.offline];
+        let next = 0;
+        const write = async (offline: OfflineStore) => {
+          while (next < 600) {
+            const batch = Array.from({ length: 1 + Math.floor(Math.random() * 8) }, () => ({ owner: alice, ...message(next++) }))
+              .filter((m) => m.receivedAt < message(600).receivedAt);
+            assert.deepEqual(await offline.pushMany(batch, 10_000), []);
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        };
+        const writing = Promise.all([write(writers[0]), write(writers[1]), write(writers[1])]);
+        let written = false;
+        void writing.then(() => { written = true; });
+        // Meanwhile the first process delivers, as at each login: read the queue, delete up to its last.
+        const delivered: string[] = [];
+        for (;;) {
+          const done = written;
+          const queued = await opened.storage.offline.peek(alice);
+          if (queued.length > 0) {
+            delivered.push(...queued.map((m) => m.stanza));
+            await opened.storage.offline.remove(alice, queued[queued.length - 1].seq);
+          } else if (done) {
+            break;
+          }
+        }
+        await writing;
+        assert.equal(delivered.length, 600, 'every message delivered once');
+        assert.deepEqual([...delivered].sort(), Array.from({ length: 600 }, (_, n) => message(n).stanza).sort());
+      } finally {
+        await other.close();
+      }
     });
 
     test('removing the account deletes its queue only', async () => {
