@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
-import { searchWords } from '../../src/storage/stores/archive.ts';
+import { searchWords } from '../../src/storage/stores/archive-words.ts';
 import {
   ArchiveIdNotFound,
   type ArchivedMessage, type ArchivePage, type ArchiveQuery, type Storage, type UserRef,

@@ -18,7 +18,7 @@
  * whole stanzas, so on SQLite the table keeps its rowid (no WITHOUT ROWID).
  *
  * Full-text search indexes the words of each body as the store normalises them (see
- * `searchWords` in stores/archive.ts), plus a token naming the owner, so a search is answered
+ * `searchWords` in stores/archive-words.ts), plus a token naming the owner, so a search is answered
  * from one owner's postings rather than every match in the database:
  * - PostgreSQL: a `tsvector` column built with `array_to_tsvector` (lexemes exactly as given:
  *   no parser, no stemming, no stop words) under a GIN index;

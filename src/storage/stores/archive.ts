@@ -1,15 +1,11 @@
 /**
  * The message archive (XEP-0313) and archiving preferences. Schema and indexes: migration
- * 0003. Results are in (received_at, id) order: chronological, equal timestamps by stanza-id.
- * A page is located by the (received_at, id) key of its after/before message, so paging is
- * exact however many messages share a timestamp, and every query is one index range scan.
- *
- * Full-text search: `searchWords` turns a body into its words (lower case, Latin accents
- * dropped, runs of letters/digits/marks), and a query's text into the words that must all
- * occur. The same function feeds both dialects, so both find exactly the same messages.
+ * 0003 (archive-tables.ts). Results are in (received_at, id) order: chronological, equal
+ * timestamps by stanza-id. A page is located by the (received_at, id) key of its after/before
+ * message, so paging is exact however many messages share a timestamp, and every query is one
+ * index range scan. Full-text search words: archive-words.ts; kept counts: archive-counts.ts.
  */
-import { createHash } from 'node:crypto';
-import { sql, type Expression, type ExpressionBuilder, type Generated, type Kysely, type SelectQueryBuilder, type SqlBool } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type SqlBool } from 'kysely';
 import type { Db } from '../database.ts';
 import type { DialectName } from '../migrations/migration.ts';
 import type { Schema } from '../schema.ts';
@@ -18,81 +14,15 @@ import {
   type ArchiveDefault, type ArchivedMessage, type ArchivePage, type ArchivePrefs, type ArchiveQuery, type ArchiveStore, type UserRef,
 } from '../types.ts';
 import { chunks, type AccountData } from './account-data.ts';
+import { addToCounts, counterKey, keptCount, keptCountQuery, type CountedRow } from './archive-counts.ts';
+import type { ArchiveDb, ArchiveTables, MessagesQuery } from './archive-tables.ts';
+import { ownerToken, searchWords } from './archive-words.ts';
 import { compiledOnce } from '../compiled.ts';
 
-/** The archive's tables (migration 0003), kept with the store that alone uses them. */
-type ArchiveTables = {
-  archive_messages: {
-    seq: Generated<number>;
-    domain: string;
-    username: string;
-    id: string;
-    with_bare: string;
-    with_resource: string;
-    direction: string;
-    /** Unix time in milliseconds. */
-    received_at: number;
-    stanza: string;
-    body: string | null;
-    /** PostgreSQL only: the body's words and the owner token as a tsvector. Never selected. */
-    search: Generated<unknown>;
-  };
-  /** SQLite only: FTS5, contentless; `rowid` is archive_messages.seq. */
-  archive_search: { rowid: number; words: string };
-  /** Kept counts: per owner and conversation, and the owner's total under with_bare ''. */
-  archive_counts: { domain: string; username: string; with_bare: string; messages: number };
-  archive_prefs: { domain: string; username: string; default_mode: string };
-  archive_prefs_jids: { domain: string; username: string; rule: string; jid: string };
-};
-
-type ArchiveDb = Kysely<Schema & ArchiveTables>;
-type MessagesQuery = SelectQueryBuilder<Schema & ArchiveTables, 'archive_messages', object>;
-
-/** The `archive_counts` row of an owner's whole archive (no JID is empty). */
-const ALL = '';
 /** Rows per multi-row INSERT: well under both dialects' parameter limits, and a stable statement for SQLite's cache. */
 const INSERT_CHUNK = 100;
 /** Rows per purge transaction: short enough never to hold locks for long. */
 const PURGE_BATCH = 2000;
-/** Longer words are cut to this many characters, in bodies and queries alike. */
-const MAX_WORD_LENGTH = 64;
-
-const WORD = /[\p{L}\p{N}\p{M}]+/gu;
-/** Combining Diacritical Marks: the accents of Latin, Greek and Cyrillic letters once decomposed. */
-const ACCENTS = /[\u0300-\u036f]/g;
-
-/**
- * The distinct search words of a text: lower-cased, Latin accents removed (`Café` → `cafe`),
- * split at anything but letters, digits and combining marks, each cut to 64 characters.
- */
-export function searchWords(text: string): string[] {
-  const folded = text.toLowerCase().normalize('NFKD').replace(ACCENTS, '').normalize('NFC');
-  const words = new Set<string>();
-  for (const [word] of folded.matchAll(WORD)) {
-    words.add(word.length > MAX_WORD_LENGTH ? Array.from(word).slice(0, MAX_WORD_LENGTH).join('') : word);
-  }
-  return [...words];
-}
-
-/**
- * A search token naming the owner, indexed with every body, so that a search intersects the
- * word's postings with the owner's instead of reading every account's matches. (A clash with
- * a real word, or between owners, would only cost speed: rows are still filtered by owner.)
- */
-function ownerToken(owner: UserRef): string {
-  const key = `${owner.domain}\0${owner.username}`;
-  let token = ownerTokens.get(key);
-  if (token === undefined) {
-    token = `o${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
-    // Every archived message needs its owner's: a bounded cache of the recent ones.
-    if (ownerTokens.size >= OWNER_TOKENS_CACHED) ownerTokens.clear();
-    ownerTokens.set(key, token);
-  }
-  return token;
-}
-
-const OWNER_TOKENS_CACHED = 10_000;
-const ownerTokens = new Map<string, string>();
 
 /** Position of a message in the archive's order. */
 interface Key {
@@ -380,60 +310,6 @@ async function appendPostgres(db: ArchiveDb, messages: readonly ArchivedMessage[
     on conflict (domain, username, id) do nothing
     returning domain, username, with_bare`.execute(db);
   return rows;
-}
-
-/** An archived message as the counts see it. */
-interface CountedRow {
-  domain: string;
-  username: string;
-  with_bare: string;
-}
-
-/**
- * Adds (sign 1) or removes (sign -1) rows to the kept counts: each owner's total (with_bare
- * '') and per conversation. One upsert, keys in sorted order, so concurrent writers lock
- * count rows in the same order and cannot deadlock.
- */
-async function addToCounts(db: ArchiveDb, rows: readonly CountedRow[], sign: 1 | -1): Promise<void> {
-  const deltas = new Map<string, { domain: string; username: string; with_bare: string; messages: number }>();
-  const add = (domain: string, username: string, withBare: string) => {
-    const key = `${domain}\0${username}\0${withBare}`;
-    const entry = deltas.get(key);
-    if (entry) entry.messages += sign;
-    else deltas.set(key, { domain, username, with_bare: withBare, messages: sign });
-  };
-  for (const row of rows) {
-    add(row.domain, row.username, ALL);
-    add(row.domain, row.username, row.with_bare);
-  }
-  const sorted = [...deltas.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, delta]) => delta);
-  for (const chunk of chunks(sorted)) {
-    await db.insertInto('archive_counts')
-      .values(chunk)
-      .onConflict((oc) => oc.columns(['domain', 'username', 'with_bare'])
-        .doUpdateSet((eb) => ({ messages: eb('archive_counts.messages', '+', eb.ref('excluded.messages')) })))
-      .execute();
-  }
-}
-
-/** The count row a query can be answered from: the whole archive, or one bare JID's conversation. */
-function counterKey(query: ArchiveQuery): string | undefined {
-  if (query.start !== undefined || query.end !== undefined || query.ids !== undefined || query.text !== undefined) return undefined;
-  if (query.with === undefined) return ALL;
-  return query.with.resource ? undefined : query.with.bare;
-}
-
-function keptCountQuery(db: ArchiveDb, owner: UserRef, withBare: string) {
-  return db.selectFrom('archive_counts')
-    .select('messages')
-    .where('domain', '=', owner.domain)
-    .where('username', '=', owner.username)
-    .where('with_bare', '=', withBare);
-}
-
-async function keptCount(db: ArchiveDb, owner: UserRef, withBare: string): Promise<number> {
-  const row = await keptCountQuery(db, owner, withBare).executeTakeFirst();
-  return row === undefined ? 0 : Number(row.messages);
 }
 
 /** Where the page starts: the matches before (or up to, if inclusive) the key. */
