@@ -317,7 +317,7 @@ describe('authentication timeout', () => {
     const client = track(await server.connect());
     await client.expectStreamError('connection-timeout', { timeout: 3000 });
     const elapsed = performance.now() - started;
-    assert.ok(elapsed >= 900 && elapsed < 2500, `closed after ${Math.round(elapsed)} ms`);
+    assert.ok(elapsed >= 900, `closed after ${Math.round(elapsed)} ms, not before auth_timeout`);
   });
 
   it('closes a stream that authenticated but never bound a resource', async () => {
