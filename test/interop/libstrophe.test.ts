@@ -136,8 +136,9 @@ describe('libstrophe 0.12 (C, used by Profanity)', { skip: missing }, () => {
     }
     assert.equal(result.alice_resumed, cuts, `alice resumed after every cut: ${context()}`);
     assert.equal(result.alice_disconnects, cuts, context());
-    // The server closed each connection that a resumption replaced while it still looked open.
+    // The server closed each connection that a resumption replaced while it still looked open:
+    // at least the silent ones (a reset one too, if the server had not yet seen its reset).
     const replaced = server.logs.filter((line) => line.includes('session resumed on a new connection: closing the old one')).length;
-    assert.equal(replaced, cuts / 2, 'each silent cut was replaced by the resumption');
+    assert.ok(replaced >= cuts / 2, `each silent cut was replaced by the resumption: ${replaced}`);
   });
 });
