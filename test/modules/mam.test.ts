@@ -558,13 +558,19 @@ describe('message archive across two hosts of one server', () => {
   });
   after(() => server?.stop());
 
+  /** A new account on each host, logged in (desk, phone); the second one available. */
+  async function acrossHosts(sender: string, recipient: string): Promise<[ScriptedClient, ScriptedClient]> {
+    await server.addUser(`${sender}@localhost`, 'secret');
+    await server.addUser(`${recipient}@clinic.example`, 'secret');
+    const from = await server.login(`${sender}@localhost`, 'secret', { resource: 'desk' });
+    const to = await server.login(`${recipient}@clinic.example`, 'secret', { resource: 'phone' });
+    to.send('<presence/>');
+    await to.expect('<presence/>', { skip: true });
+    return [from, to];
+  }
+
   it('delivers and archives a burst to the other host in the order sent', async () => {
-    await server.addUser('carol@localhost', 'secret');
-    await server.addUser('dave@clinic.example', 'secret');
-    const carol = await server.login('carol@localhost', 'secret', { resource: 'desk' });
-    const dave = await server.login('dave@clinic.example', 'secret', { resource: 'phone' });
-    dave.send('<presence/>');
-    await dave.expect('<presence/>', { skip: true });
+    const [carol, dave] = await acrossHosts('carol', 'dave');
     const bodies = Array.from({ length: 60 }, (_, i) => `x${i + 1}`);
     for (const body of bodies) carol.send(`<message to='dave@clinic.example' type='chat' id='${body}'><body>${body}</body></message>`);
     const received: string[] = [];
@@ -575,12 +581,7 @@ describe('message archive across two hosts of one server', () => {
   });
 
   it('archives each side on its own host, forged ids removed on both', async () => {
-    await server.addUser('alice@localhost', 'secret');
-    await server.addUser('bob@clinic.example', 'secret');
-    const alice = await server.login('alice@localhost', 'secret', { resource: 'desk' });
-    const bob = await server.login('bob@clinic.example', 'secret', { resource: 'phone' });
-    bob.send('<presence/>');
-    await bob.expect('<presence/>', { skip: true });
+    const [alice, bob] = await acrossHosts('alice', 'bob');
     alice.send(`<message to='bob@clinic.example' type='chat' id='x1'><body>across</body><stanza-id xmlns='${SID}' by='bob@clinic.example' id='forged'/><stanza-id xmlns='${SID}' by='alice@localhost' id='forged'/></message>`);
     const got = await bob.expect("<message id='x1'/>");
     assertExact(got, `<message from='alice@localhost/desk' to='bob@clinic.example' type='chat' id='x1'><body>across</body><stanza-id xmlns='${SID}' by='bob@clinic.example' id='{{any}}'/></message>`);
